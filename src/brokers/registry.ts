@@ -1,0 +1,48 @@
+import { ConfigError } from '../errors.js';
+import type { Transport, TransportOptions } from './transport.js';
+
+/**
+ * Maps a broker URL scheme to its adapter. Adapters are imported lazily so an app that uses only
+ * memory:// never loads a broker client library.
+ */
+const ADAPTERS: Record<string, () => Promise<{ createTransport: (url: URL, options: TransportOptions) => Transport }>> = {
+  memory: () => import('./memory/index.js'),
+  redis: () => import('./redis/index.js'),
+  rediss: () => import('./redis/index.js'),
+  'redis+sentinel': () => import('./redis/index.js'),
+  'redis+cluster': () => import('./redis/index.js'),
+};
+
+/** The schemes `broker` accepts. */
+export const BROKER_SCHEMES = Object.keys(ADAPTERS);
+
+/** Creates (without connecting) the transport for a broker URL. */
+export async function createTransport(url: string, options: TransportOptions = {}): Promise<Transport> {
+  const parsed = parseUrl(url, 'broker');
+  const scheme = parsed.protocol.replace(/:$/, '');
+  const load = ADAPTERS[scheme];
+  if (!load) {
+    throw new ConfigError('broker', `unsupported scheme '${scheme}://', expected one of ${BROKER_SCHEMES.map((s) => `${s}://`).join(', ')}`);
+  }
+  const mod = await load();
+  return mod.createTransport(parsed, options);
+}
+
+/** Parses a URL, naming the config field in the error (and never echoing credentials). */
+export function parseUrl(url: string, field: string): URL {
+  try {
+    return new URL(url);
+  } catch {
+    throw new ConfigError(field, `not a valid URL: '${redactUrl(url)}'`);
+  }
+}
+
+/**
+ * Removes credentials from a URL for logs and errors: `redis://:secret@host` → `redis://:***@host`.
+ *
+ * @example
+ * redactUrl('amqp://guest:guest@localhost:5672//') // 'amqp://guest:***@localhost:5672//'
+ */
+export function redactUrl(url: string): string {
+  return url.replace(/(\/\/[^/:@]*:)[^@/]*@/, '$1***@').replace(/(\/\/)([^/:@]+)@/, '$1***@');
+}
