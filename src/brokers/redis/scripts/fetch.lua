@@ -1,0 +1,92 @@
+--[[
+fetch: takes up to MAX ready messages from one or more queues AND records each in kombu's
+`unacked` hash and `unacked_index` zset, in one atomic step, so a consumer killed at any instant
+loses nothing: a message is either still on its list or held in `unacked` (restored after its lease).
+
+Serving order is kombu's: priority step 0 of every queue (in the order given, which the caller
+rotates for fairness), then step 3, 6, 9; within a list, the right end (oldest) first.
+
+The unacked value is kombu's `[envelope, exchange, routing_key]` JSON with the envelope exactly as
+it was on the list, so a Python worker's restore (kombu QoS.restore_by_tag) can put it back. A
+message whose envelope cannot be read (not JSON, no properties.delivery_tag) gets a synthetic tag
+and is stored as `["<raw as a JSON string>", "", queue]`; the worker dead-letters it at once.
+
+KEYS[1]           unacked (hash: delivery_tag -> [envelope, exchange, routing_key])
+KEYS[2]           unacked_index (zset: delivery_tag -> lease score, see ARGV[1])
+KEYS[3]           deliveries (hash: delivery_tag -> deliveries before this one; Celeriac's)
+KEYS[4+5(q-1)..]  for queue q: its lists for steps 0, 3, 6, 9, then its wake list
+ARGV[1]           unacked_index score: lease expiry (epoch s) minus kombu's visibility_timeout, so
+                  kombu's rule "restore when score < now - visibility_timeout" fires when the lease ends
+ARGV[2]           MAX messages to take
+ARGV[3]           Q, the number of queues
+ARGV[4]           prefix for synthetic tags of unreadable messages
+ARGV[4+q]         name of queue q (routing key used when the envelope does not say)
+Returns           flat array: for each message, queue number q, envelope, delivery_tag, deliveries
+                  before this one (0 on first delivery)
+]]
+local score = ARGV[1]
+local max = tonumber(ARGV[2])
+local nq = tonumber(ARGV[3])
+local out = {}
+local got = 0
+
+local function track(q, raw)
+  local tag, ex, rk
+  -- Fast path: kombu (and Celeriac) write properties last and delivery_tag last in it.
+  tag = string.match(raw, '"delivery_tag": "([^"\\]+)"}}$')
+  if tag then
+    ex, rk = string.match(raw, '"delivery_info": {"exchange": "([^"\\]*)", "routing_key": "([^"\\]*)"')
+  end
+  local value
+  if tag and ex then
+    value = '[' .. raw .. ', "' .. ex .. '", "' .. rk .. '"]'
+  else
+    local ok, env = pcall(cjson.decode, raw)
+    local props = ok and type(env) == 'table' and env.properties
+    if type(props) == 'table' and type(props.delivery_tag) == 'string' then
+      tag = props.delivery_tag
+      local info = type(props.delivery_info) == 'table' and props.delivery_info or {}
+      ex = type(info.exchange) == 'string' and info.exchange or ''
+      rk = type(info.routing_key) == 'string' and info.routing_key or ARGV[4 + q]
+      value = '[' .. raw .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']'
+    else
+      tag = ARGV[4] .. redis.call('HINCRBY', KEYS[3], '__seq__', 1)
+      value = '[' .. cjson.encode(raw) .. ', "", ' .. cjson.encode(ARGV[4 + q]) .. ']'
+    end
+  end
+  redis.call('HSET', KEYS[1], tag, value)
+  redis.call('ZADD', KEYS[2], score, tag)
+  local before = redis.call('HGET', KEYS[3], tag) or '0'
+  out[#out + 1] = q
+  out[#out + 1] = raw
+  out[#out + 1] = tag
+  out[#out + 1] = before
+end
+
+for step = 1, 4 do
+  for q = 1, nq do
+    if got >= max then break end
+    local items = redis.call('RPOP', KEYS[3 + 5 * (q - 1) + step], max - got)
+    if items then
+      for _, raw in ipairs(items) do
+        track(q, raw)
+      end
+      got = got + #items
+    end
+  end
+end
+
+-- Pass the baton: if we filled MAX and a queue still holds messages, wake another idle consumer.
+if got >= max then
+  for q = 1, nq do
+    local base = 3 + 5 * (q - 1)
+    local left = 0
+    for step = 1, 4 do
+      left = left + redis.call('LLEN', KEYS[base + step])
+    end
+    if left > 0 and redis.call('LLEN', KEYS[base + 5]) == 0 then
+      redis.call('LPUSH', KEYS[base + 5], '1')
+    end
+  end
+end
+return out

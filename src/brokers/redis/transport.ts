@@ -1,0 +1,561 @@
+import { randomUUID } from 'node:crypto';
+import type { ChainableCommander } from 'ioredis';
+import { CeleriacError, ClosedError, ConfigError, ConnectionError, PayloadError } from '../../errors.js';
+import type { HealthReport } from '../../health.js';
+import { toKombuEnvelope, toKombuPriority } from '../../messages/kombu.js';
+import type {
+  ConsumeOptions,
+  Consumer,
+  DeadLetterStore,
+  Delivery,
+  OutgoingMessage,
+  SubscriptionRegistry,
+  Transport,
+  TransportOptions,
+} from '../transport.js';
+import { ConnectionWatch, createClient, ensureConnected, type RedisClient } from './clients.js';
+import { RedisConsumer } from './consumer.js';
+import { redeliveredText } from './envelope.js';
+import { clusterLayout, type KeyLayout, kombuLayout, SEP, stepOf } from './keys.js';
+import { Maintenance } from './maintenance.js';
+import { transportScripts } from './scripts.js';
+import { type RedisSettings, resolveSettings } from './settings.js';
+import { RedisDeadLetters, RedisSubscriptions } from './stores.js';
+import type { RedisEndpoint } from './url.js';
+
+/** Most wake-up tokens kept on a queue's wake list. */
+export const WAKE_CAP = 64;
+/** Most tags per settle script call (Lua's unpack limit is a few thousand). */
+const SETTLE_CHUNK = 1000;
+
+type Log = NonNullable<TransportOptions['log']>;
+
+/** What the transport remembers about a delivery it handed out and that is not settled yet. */
+export interface Held {
+  delivery: Delivery;
+  /** kombu's delivery_tag (the key in `unacked`); `delivery.tag` adds a sequence number to it. */
+  kombuTag: string;
+  /** kombu priority step of the message (0, 3, 6, 9): which sub-queue it goes back to. */
+  step: number;
+  /** The envelope as received. */
+  raw: string;
+  consumer: RedisConsumer;
+}
+
+interface PendingPublish {
+  /** Script calls by key group (one group outside Cluster). */
+  calls: Map<string, { keys: string[]; args: Array<string | number> }>;
+  declare: string[];
+  count: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * The kombu-compatible Redis transport. See `keys.ts` for the layout, `scripts/*.lua` for every
+ * atomic step, `consumer.ts` for consuming, and `maintenance.ts` for lease refresh, restore of lost
+ * messages and the delayed-message mover.
+ *
+ * @example
+ * const transport = createTransport(new URL('redis://127.0.0.1:6379/0'), {});
+ * await transport.publish([{ queue: 'celery', message }]);
+ * const consumer = await transport.consume(['celery'], (d) => void transport.ack(d), { prefetch: 50 });
+ */
+export class RedisTransport implements Transport {
+  readonly kind = 'redis';
+  readonly shared = true;
+  readonly deadLetters: DeadLetterStore;
+  readonly subscriptions: SubscriptionRegistry;
+  readonly keys: KeyLayout;
+  readonly settings: RedisSettings;
+  readonly log: Log;
+  /** Deliveries handed out and not settled, by `Delivery.tag`. */
+  readonly held = new Map<string, Held>();
+  /** The delivery currently holding each kombu tag (a restored message may come back to us). */
+  readonly holder = new Map<string, string>();
+  private sequence = 0;
+  private readonly consumers = new Set<RedisConsumer>();
+  private readonly declared = new Set<string>();
+  private client: RedisClient | undefined;
+  private watch: ConnectionWatch | undefined;
+  private maintenance: Maintenance | undefined;
+  private pending: PendingPublish[] = [];
+  private backlog = 0;
+  private flushScheduled = false;
+  private inflight = new Set<Promise<void>>();
+  private settleBatch = new Map<
+    string,
+    Array<{ tag: string; done: () => void; fail: (e: unknown) => void }>
+  >();
+  private settleScheduled = false;
+  private closed = false;
+
+  constructor(
+    readonly endpoint: RedisEndpoint,
+    readonly label: string,
+    options: TransportOptions,
+  ) {
+    this.settings = resolveSettings(endpoint, options.options);
+    this.keys =
+      endpoint.mode === 'cluster' ? clusterLayout(endpoint.keyPrefix) : kombuLayout(endpoint.keyPrefix);
+    this.log = options.log ?? (() => {});
+    this.deadLetters = new RedisDeadLetters(this);
+    this.subscriptions = new RedisSubscriptions(this);
+  }
+
+  /** The command connection (created on first use, connecting in the background). */
+  redis(): RedisClient {
+    if (this.closed) throw new ClosedError(`redis transport '${this.label}'`);
+    if (!this.client) {
+      this.client = createClient(this.endpoint, 'celeriac-broker', transportScripts());
+      this.watch = new ConnectionWatch(this.client, `redis broker ${this.label}`, this.log);
+      this.client.on('ready', () => this.scheduleFlush());
+      this.maintenance = new Maintenance(this);
+      this.client.connect().catch(() => {
+        // ioredis keeps retrying; health() reports it and publishes wait in the bounded backlog.
+      });
+    }
+    return this.client;
+  }
+
+  /** A new connection for blocking reads (one per consumer key group). */
+  blockingClient(): RedisClient {
+    return createClient(this.endpoint, 'celeriac-consumer');
+  }
+
+  async connect(): Promise<void> {
+    const client = this.redis();
+    try {
+      await ensureConnected(client);
+    } catch (cause) {
+      throw new ConnectionError(`cannot connect to redis broker ${this.label}: ${String(cause)}`, { cause });
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // publish: encoded at once (errors reach the caller), sent in coalesced pipelines.
+
+  publish(messages: readonly OutgoingMessage[]): Promise<void> {
+    if (this.closed) return Promise.reject(new ClosedError(`redis transport '${this.label}'`));
+    if (messages.length === 0) return Promise.resolve();
+    let entry: PendingPublish;
+    try {
+      this.redis();
+      entry = this.prepare(messages);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.backlog + entry.count > this.settings.maxBacklog && !this.watch?.ready) {
+      return Promise.reject(
+        new ConnectionError(
+          `redis broker ${this.label} is unreachable and the publish backlog is full (${this.backlog} of ${this.settings.maxBacklog} messages; brokerOptions.maxBacklog)`,
+        ),
+      );
+    }
+    this.backlog += entry.count;
+    const done = new Promise<void>((resolve, reject) => {
+      entry.resolve = resolve;
+      entry.reject = reject;
+    });
+    this.pending.push(entry);
+    this.scheduleFlush();
+    return done.finally(() => {
+      this.backlog -= entry.count;
+    });
+  }
+
+  private prepare(messages: readonly OutgoingMessage[]): PendingPublish {
+    const now = Date.now();
+    const calls = new Map<
+      string,
+      { keys: string[]; scores: string[]; payloads: string[]; wakes: Set<string> }
+    >();
+    const declare: string[] = [];
+    messages.forEach((m, i) => {
+      if (typeof m.queue !== 'string' || m.queue === '') {
+        throw new PayloadError(
+          `messages[${i}].queue`,
+          `expected a non-empty queue name, got '${String(m.queue)}'`,
+        );
+      }
+      if (m.notBefore !== undefined && !Number.isFinite(m.notBefore)) {
+        throw new PayloadError(`messages[${i}].notBefore`, `expected epoch milliseconds, got ${m.notBefore}`);
+      }
+      const step = stepOf(toKombuPriority(m.message.priority));
+      const envelope = toKombuEnvelope(m.message, {
+        exchange: '',
+        routingKey: m.queue,
+        deliveryTag: randomUUID(),
+      });
+      const group = this.keys.group(m.queue);
+      let call = calls.get(group);
+      if (!call) {
+        call = { keys: [], scores: [], payloads: [], wakes: new Set() };
+        calls.set(group, call);
+      }
+      if (m.notBefore !== undefined && m.notBefore > now) {
+        call.keys.push(this.keys.delayed(m.queue));
+        call.scores.push(String(Math.round(m.notBefore)));
+        call.payloads.push(`${step}${envelope}`);
+        this.maintenance?.dueAt(m.queue, m.notBefore);
+      } else {
+        call.keys.push(this.keys.list(m.queue, step));
+        call.scores.push('');
+        call.payloads.push(envelope);
+        call.wakes.add(this.keys.wake(m.queue));
+      }
+      if (!this.declared.has(m.queue)) declare.push(m.queue);
+    });
+    const out = new Map<string, { keys: string[]; args: Array<string | number> }>();
+    for (const [group, c] of calls) {
+      const args: Array<string | number> = [c.keys.length, c.wakes.size, WAKE_CAP];
+      c.scores.forEach((s, i) => {
+        args.push(s, c.payloads[i] as string);
+      });
+      out.set(group, { keys: [...c.keys, ...c.wakes], args });
+    }
+    return { calls: out, declare, count: messages.length, resolve: () => {}, reject: () => {} };
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.pending.length === 0) return;
+    this.flushScheduled = true;
+    queueMicrotask(() => {
+      this.flushScheduled = false;
+      if (this.client?.status !== 'ready') return; // flushed again on 'ready'
+      const batch = this.pending;
+      this.pending = [];
+      const job = this.send(batch).finally(() => this.inflight.delete(job));
+      this.inflight.add(job);
+    });
+  }
+
+  /** Sends a batch of publishes: one pipeline (per slot group on Cluster), one script per publish call. */
+  private async send(batch: PendingPublish[]): Promise<void> {
+    const client = this.redis();
+    const pipes = new Map<string, ChainableCommander>();
+    const pipeFor = (group: string): ChainableCommander => {
+      let p = pipes.get(group);
+      if (!p) {
+        p = client.pipeline();
+        pipes.set(group, p);
+      }
+      return p;
+    };
+    // Each publish's result slots: [group, index in that pipeline].
+    const slots: Array<Array<[string, number]>> = [];
+    const counts = new Map<string, number>();
+    const declared: string[] = [];
+    for (const entry of batch) {
+      const mine: Array<[string, number]> = [];
+      for (const [group, call] of entry.calls) {
+        pipeFor(group).celeriacPublish(call.keys.length, ...call.keys, ...call.args);
+        const n = counts.get(group) ?? 0;
+        mine.push([group, n]);
+        counts.set(group, n + 1);
+      }
+      slots.push(mine);
+      for (const q of entry.declare) {
+        const binding = this.keys.binding(q);
+        if (binding && !this.declared.has(q) && !declared.includes(q)) {
+          const group = this.keys.group(q);
+          pipeFor(group).sadd(binding, `${q}${SEP}${SEP}${q}`);
+          counts.set(group, (counts.get(group) ?? 0) + 1);
+          declared.push(q);
+        }
+      }
+    }
+    const results = new Map<string, Array<[Error | null, unknown]> | Error>();
+    await Promise.all(
+      [...pipes].map(async ([group, p]) => {
+        try {
+          results.set(group, (await p.exec()) ?? []);
+        } catch (err) {
+          results.set(group, err instanceof Error ? err : new Error(String(err)));
+        }
+      }),
+    );
+    for (const q of declared) this.declared.add(q);
+    batch.forEach((entry, i) => {
+      for (const [group, index] of slots[i] ?? []) {
+        const r = results.get(group);
+        const err = r instanceof Error ? r : r?.[index]?.[0];
+        if (err) {
+          entry.reject(
+            new ConnectionError(`redis broker ${this.label}: publish failed: ${err.message}`, { cause: err }),
+          );
+          return;
+        }
+      }
+      entry.resolve();
+    });
+  }
+
+  /** Writes `_kombu.binding.<q>` for queues not declared by this transport yet (as kombu's declare). */
+  async declare(queues: readonly string[]): Promise<void> {
+    const client = this.redis();
+    const todo = queues.filter((q) => !this.declared.has(q) && this.keys.binding(q) !== null);
+    await Promise.all(todo.map((q) => client.sadd(this.keys.binding(q) as string, `${q}${SEP}${SEP}${q}`)));
+    for (const q of todo) this.declared.add(q);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // consume
+
+  async consume(
+    queues: readonly string[],
+    onDelivery: (delivery: Delivery) => void,
+    options: ConsumeOptions,
+  ): Promise<Consumer> {
+    if (this.closed) throw new ClosedError(`redis transport '${this.label}'`);
+    if (queues.length === 0 || queues.some((q) => typeof q !== 'string' || q === '')) {
+      throw new ConfigError(
+        'queues',
+        `expected one or more non-empty queue names, got ${JSON.stringify(queues)}`,
+      );
+    }
+    checkPrefetch(options.prefetch);
+    this.redis();
+    const consumer = new RedisConsumer(this, [...new Set(queues)], onDelivery, options.prefetch);
+    this.consumers.add(consumer);
+    consumer.closed.finally(() => this.consumers.delete(consumer));
+    void this.declare(consumer.queues).catch(() => {});
+    this.maintenance?.watchQueues(consumer.queues);
+    consumer.start();
+    return {
+      setPrefetch: (prefetch) => {
+        checkPrefetch(prefetch);
+        consumer.setPrefetch(prefetch);
+      },
+      cancel: () => consumer.cancel(),
+    };
+  }
+
+  /** Queues any live consumer reads (for the maintenance loops). */
+  consumedQueues(): Set<string> {
+    const out = new Set<string>();
+    for (const c of this.consumers) if (!c.cancelled) for (const q of c.queues) out.add(q);
+    return out;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // settle
+
+  /** A unique `Delivery.tag` for a kombu tag handed out now. */
+  nextTag(kombuTag: string): string {
+    this.sequence += 1;
+    return `${kombuTag}#${this.sequence}`;
+  }
+
+  /** Records a delivery handed out. */
+  hold(held: Held): void {
+    this.held.set(held.delivery.tag, held);
+    this.holder.set(held.kombuTag, held.delivery.tag);
+  }
+
+  /**
+   * Ends our ownership of a delivery. `current` is false when a newer delivery of the same message
+   * (restored after a lost lease, then taken again by us) holds its kombu tag now: then only the
+   * local state is settled, Redis belongs to the newer one.
+   */
+  private take(delivery: Delivery, what: string): Held & { current: boolean } {
+    if (this.closed) throw new ClosedError(`redis transport '${this.label}'`);
+    const held = this.held.get(delivery.tag);
+    if (!held || held.delivery !== delivery) {
+      throw new CeleriacError(
+        'ERR_SETTLED',
+        `${what}: delivery '${delivery.tag}' of queue '${delivery.queue}' is not pending on this connection: it was ` +
+          'already settled (ack, requeue, defer and deadLetter settle a delivery exactly once) or belongs to another connection',
+      );
+    }
+    this.held.delete(delivery.tag);
+    const current = this.holder.get(held.kombuTag) === delivery.tag;
+    if (current) this.holder.delete(held.kombuTag);
+    held.consumer.settled();
+    return { ...held, current };
+  }
+
+  /** Acks are batched: every ack of the same tick goes out in one script call per key group. */
+  ack(delivery: Delivery): Promise<void> {
+    let held: Held & { current: boolean };
+    try {
+      held = this.take(delivery, 'ack');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (!held.current) return Promise.resolve();
+    const group = this.keys.group(held.delivery.queue);
+    return new Promise<void>((done, fail) => {
+      let list = this.settleBatch.get(group);
+      if (!list) {
+        list = [];
+        this.settleBatch.set(group, list);
+      }
+      list.push({ tag: held.kombuTag, done, fail });
+      if (!this.settleScheduled) {
+        this.settleScheduled = true;
+        queueMicrotask(() => this.flushSettles());
+      }
+    });
+  }
+
+  private flushSettles(): void {
+    this.settleScheduled = false;
+    const batches = this.settleBatch;
+    this.settleBatch = new Map();
+    const client = this.redis();
+    for (const [group, list] of batches) {
+      const q = group === '' ? '' : group;
+      const keys = [this.keys.unacked(q), this.keys.unackedIndex(q), this.keys.deliveries(q)];
+      for (let i = 0; i < list.length; i += SETTLE_CHUNK) {
+        const chunk = list.slice(i, i + SETTLE_CHUNK);
+        const job = client
+          .celeriacSettle(3, ...keys, ...chunk.map((c) => c.tag))
+          .then((held) => {
+            if (held < chunk.length) {
+              this.log(
+                'warn',
+                'redis broker: acked deliveries whose lease had run out (they were restored and may run again)',
+                {
+                  lost: chunk.length - held,
+                },
+              );
+            }
+            for (const c of chunk) c.done();
+          })
+          .catch((err: unknown) => {
+            for (const c of chunk)
+              c.fail(
+                new ConnectionError(`redis broker ${this.label}: ack failed: ${String(err)}`, { cause: err }),
+              );
+          });
+        const tracked = job.finally(() => this.inflight.delete(tracked));
+        this.inflight.add(tracked);
+      }
+    }
+  }
+
+  async requeue(delivery: Delivery): Promise<void> {
+    const held = this.take(delivery, 'requeue');
+    if (!held.current) return;
+    const q = held.delivery.queue;
+    const payload = redeliveredText(held.raw);
+    await this.redis().celeriacRequeue(
+      5,
+      this.keys.unacked(q),
+      this.keys.unackedIndex(q),
+      this.keys.deliveries(q),
+      this.keys.list(q, held.step),
+      this.keys.wake(q),
+      held.kombuTag,
+      payload,
+    );
+  }
+
+  async defer(delivery: Delivery, notBefore: number): Promise<void> {
+    if (!Number.isFinite(notBefore))
+      throw new PayloadError('notBefore', `expected epoch milliseconds, got ${notBefore}`);
+    const held = this.take(delivery, 'defer');
+    if (!held.current) return;
+    const q = held.delivery.queue;
+    await this.redis().celeriacDefer(
+      3,
+      this.keys.unacked(q),
+      this.keys.unackedIndex(q),
+      this.keys.delayed(q),
+      held.kombuTag,
+      Math.round(notBefore),
+      `${held.step}${held.raw}`,
+    );
+    this.maintenance?.dueAt(q, notBefore);
+  }
+
+  async deadLetter(delivery: Delivery, reason: string): Promise<void> {
+    const held = this.take(delivery, 'deadLetter');
+    if (!held.current) return;
+    const q = held.delivery.queue;
+    const record = JSON.stringify({
+      id: held.kombuTag,
+      reason: String(reason),
+      at: Date.now(),
+      step: String(held.step),
+      raw: held.raw,
+    });
+    await this.redis().celeriacDeadLetter(
+      4,
+      this.keys.unacked(q),
+      this.keys.unackedIndex(q),
+      this.keys.deliveries(q),
+      this.keys.dead(q),
+      held.kombuTag,
+      record,
+    );
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // queues
+
+  async depth(queue: string): Promise<number> {
+    const lengths = await Promise.all(this.keys.lists(queue).map((k) => this.redis().llen(k)));
+    return lengths.reduce((a, b) => a + b, 0);
+  }
+
+  async purge(queue: string): Promise<number> {
+    const lists = this.keys.lists(queue);
+    return this.redis().celeriacPurge(lists.length, ...lists);
+  }
+
+  health(): HealthReport {
+    if (this.closed) return { status: 'unhealthy', reason: 'closed' };
+    const report = this.watch?.report() ?? { status: 'healthy' };
+    if (report.status === 'healthy' && this.backlog >= this.settings.maxBacklog) {
+      return { status: 'degraded', reason: `publish backlog full (${this.backlog} messages)` };
+    }
+    if (report.status !== 'healthy' && this.backlog > 0) {
+      return { ...report, reason: `${report.reason}; ${this.backlog} messages waiting to be published` };
+    }
+    return report;
+  }
+
+  /**
+   * Stops consumers, gives unsettled deliveries back to the front of their queues (kombu's
+   * restore at shutdown), waits for publishes and acks in flight, and closes the connections.
+   * Publishes still waiting for a connection are rejected.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.allSettled([...this.consumers].map((c) => c.cancel()));
+    this.maintenance?.stop();
+    if (this.client?.status === 'ready') {
+      await Promise.allSettled([...this.inflight]);
+      await this.maintenance
+        ?.restoreHeld([...this.held.values()].filter((h) => this.holder.get(h.kombuTag) === h.delivery.tag))
+        .catch((err: unknown) => {
+          this.log(
+            'warn',
+            'redis broker: could not give back unsettled deliveries at close (they come back after their lease)',
+            {
+              error: String(err),
+            },
+          );
+        });
+    }
+    this.closed = true;
+    this.held.clear();
+    this.holder.clear();
+    const pending = this.pending;
+    this.pending = [];
+    for (const p of pending) p.reject(new ClosedError(`redis transport '${this.label}'`));
+    if (this.client) {
+      const client = this.client;
+      this.client = undefined;
+      await client.quit().catch(() => client.disconnect());
+    }
+  }
+}
+
+function checkPrefetch(prefetch: number): void {
+  if (!Number.isInteger(prefetch) || prefetch < 1) {
+    throw new ConfigError('prefetch', `expected an integer ≥ 1, got ${prefetch}`);
+  }
+}
