@@ -1,8 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import Table from 'cli-table3';
 import { ProgressLine } from '../src/cli/progress.js';
 import { formatNumber, percentile } from '../src/cli/stats.js';
+import { table } from '../src/cli/table.js';
 
 /**
  * The benchmark harness: suites, measurements, the table and the JSON file. A suite lives in
@@ -108,11 +108,7 @@ export function createContext(
 export function formatTable(report: Pick<SuiteReport, 'peers' | 'measurements'>): string {
   const head = ['measurement', 'unit', 'celeriac'];
   for (const peer of report.peers) head.push(peer, `celeriac / ${peer}`);
-  const t = new Table({
-    head,
-    style: { head: [], border: [] },
-    colAligns: head.map((_, i) => (i < 2 ? 'left' : 'right')),
-  });
+  const rows: string[][] = [];
   for (const m of report.measurements) {
     const row = [m.name, m.unit, formatNumber(m.value)];
     for (const peer of report.peers) {
@@ -122,9 +118,13 @@ export function formatTable(report: Pick<SuiteReport, 'peers' | 'measurements'>)
         v == null || v === 0 ? '–' : `${(m.value / v).toFixed(2)}×`,
       );
     }
-    t.push(row);
+    rows.push(row);
   }
-  return t.toString();
+  return table(
+    head,
+    rows,
+    head.map((_, i) => (i < 2 ? 'left' : 'right')),
+  );
 }
 
 /** Writes the report as JSON to `dir`/<suite>-<timestamp>.json and returns the path. */

@@ -48,7 +48,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(
         `\n${name} (${report.machine.cpuModel}, ${report.machine.cpus} cpus, node ${report.machine.node})\n`,
       );
-      process.stdout.write(`${formatTable(report)}\n`);
+      process.stdout.write(formatTable(report));
       process.stdout.write(`written to ${writeReport(report)}\n`);
     } catch (err) {
       ctx.finish();

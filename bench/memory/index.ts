@@ -46,7 +46,7 @@ async function send(
   const lane = async () => {
     while (next < count) {
       await fn(next++);
-      if (++done % 1000 === 0) ctx.progress(step, done, count);
+      if (++done % 1000 === 0 && done < count) ctx.progress(step, done, count);
     }
   };
   await Promise.all(Array.from({ length: Math.min(window, count) }, lane));

@@ -14,6 +14,8 @@ export function table(
   const t = new Table({
     head: [...head],
     style: { head: [], border: [] },
+    // No rule between body rows: compact, and easy to read in a log.
+    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
     ...(align ? { colAligns: [...align] } : {}),
   });
   for (const row of rows) t.push(row.map((c) => String(c)));
