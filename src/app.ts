@@ -1,0 +1,315 @@
+import type { Transport } from './brokers/transport.js';
+import { createTransport, redactUrl } from './brokers/registry.js';
+import type { CeleriacConfig, ResolvedConfig } from './config.js';
+import { resolveConfig } from './config.js';
+import type { EagerCore } from './eager-run.js';
+import { applyEager } from './eager-run.js';
+import { readEnv } from './env.js';
+import { ClosedError, ConfigError } from './errors.js';
+import type { EventCore, EventPayload, EventSubscriber, PublishedEvent } from './event.js';
+import { CeleriacEvent } from './event.js';
+import type { HealthReport } from './health.js';
+import { aggregate } from './health.js';
+import type { Logger } from './logging.js';
+import { createLogger } from './logging.js';
+import { originName, subscriberTaskId, threadOid, uuid4 } from './messages/ids.js';
+import { EVENT_HEADER, EVENT_ID_HEADER } from './messages/types.js';
+import { Publisher } from './publisher/publisher.js';
+import { AsyncResult } from './result.js';
+import { createResultSink } from './results/registry.js';
+import type { ResultSink } from './results/sink.js';
+import { Router } from './router/router.js';
+import type { StandardSchemaV1 } from './schema.js';
+import { validate } from './schema.js';
+import { Signature } from './signature.js';
+import type { ApplyOptions, BoundHandler, TaskOptions } from './task.js';
+import { Task, toSendRequest } from './task.js';
+import type { WorkerCore, WorkerOptions } from './worker/worker.js';
+import { Worker } from './worker/worker.js';
+import type { SendRequest } from './core.js';
+import type { EagerResult } from './eager.js';
+
+/**
+ * A Celeriac app: the registry of tasks and events, and the wiring of publisher, router, broker,
+ * result sink and workers. The constructor validates config and does no I/O; connections open on
+ * first use, and `close()` closes every one the app opened.
+ *
+ * @example
+ * export const app = new Celeriac({ broker: 'redis://localhost:6379/0', results: 'redis://localhost:6379/0' });
+ * export const add = app.task('tasks.add', (a: number, b: number) => a + b);
+ */
+export class Celeriac {
+  readonly config: ResolvedConfig;
+  readonly log: Logger;
+  readonly #tasks = new Map<string, Task<never[], unknown>>();
+  readonly #events = new Map<string, CeleriacEvent<Record<string, unknown>>>();
+  readonly #workers = new Set<Worker>();
+  readonly #router: Router;
+  readonly #publisher: Publisher;
+  #transport: Promise<Transport> | null = null;
+  #sink: Promise<ResultSink | null> | null = null;
+  #closed = false;
+  readonly #core: WorkerCore & EagerCore & EventCore;
+
+  constructor(config: CeleriacConfig = {}) {
+    const env = readEnv();
+    this.config = resolveConfig(config, { ...(env.brokerUrl ? { brokerUrl: env.brokerUrl } : {}), ...(env.resultsUrl ? { resultsUrl: env.resultsUrl } : {}) });
+    this.log = resolveLogger(config.logger, env.logLevel);
+    this.#router = new Router(this.config);
+    this.#publisher = new Publisher(() => this.#getTransport(), this.#router, { origin: originName(), replyTo: threadOid() });
+    const app = this;
+    this.#core = {
+      config: this.config,
+      log: this.log,
+      tasks: this.#tasks,
+      publisher: this.#publisher,
+      send: (request) => this.#send(request),
+      sink: () => this.#getSink(),
+      transport: () => this.#getTransport(),
+      validateArgs: (task, args, where) => this.#validateArgs(task, args, where),
+      applyEager: (task, args, kwargs) => applyEager(app.#core, task, args, kwargs),
+      subscriptions: () => this.#subscriptions(),
+      knownQueues: () => this.#knownQueues(),
+      queueOf: (name) => this.#router.queueFor(name, this.#tasks.get(name)?.options.queue),
+      publishEvent: (name, payload, subs) => this.#publishEvent(name, payload, subs),
+    };
+  }
+
+  /**
+   * Registers a task. The name is the wire name (Python Celery calls it by this name). The handler
+   * gets the message's positional args; with `bind: true` it gets the task context first.
+   *
+   * @example
+   * const add = app.task('tasks.add', async (a: number, b: number) => a + b, { retry: { max: 5 } });
+   * const report = app.task('reports.build', async (ctx, day: string) => { await ctx.updateState('PROGRESS', { done: 1 }) }, { bind: true });
+   */
+  task<A extends unknown[], R>(name: string, handler: BoundHandler<A, R>, options: TaskOptions & { bind: true }): Task<A, Awaited<R>>;
+  task<A extends unknown[], R>(name: string, handler: (...args: A) => R, options?: TaskOptions & { bind?: false }): Task<A, Awaited<R>>;
+  task(name: string, handler: (...args: never[]) => unknown, options: TaskOptions = {}): Task<unknown[], unknown> {
+    this.#assertOpen();
+    if (typeof name !== 'string' || !name) throw new ConfigError('task', 'expected a non-empty task name');
+    if (typeof handler !== 'function') throw new ConfigError(`task ${name}`, 'expected a handler function');
+    if (this.#tasks.has(name)) throw new ConfigError(`task ${name}`, 'a task with this name is already registered');
+    validateTaskOptions(name, options);
+    const task = new Task<unknown[], unknown>(this.#core, name, handler as (...args: unknown[]) => unknown, options);
+    this.#tasks.set(name, task as unknown as Task<never[], unknown>);
+    return task;
+  }
+
+  /**
+   * Declares an event, with an optional Standard Schema (zod, valibot…) for its payload.
+   *
+   * @example
+   * const userRegistered = app.event('user.registered', z.object({ id: z.string() }));
+   */
+  event<S extends StandardSchemaV1 | undefined = undefined>(name: string, schema?: S): CeleriacEvent<EventPayload<S>> {
+    this.#assertOpen();
+    if (typeof name !== 'string' || !name) throw new ConfigError('event', 'expected a non-empty event name');
+    if (this.#events.has(name)) throw new ConfigError(`event ${name}`, 'an event with this name is already declared');
+    const event = new CeleriacEvent<EventPayload<S>>(this.#core, name, schema);
+    this.#events.set(name, event as unknown as CeleriacEvent<Record<string, unknown>>);
+    return event;
+  }
+
+  /**
+   * Sends a task by name, for tasks defined in another codebase (or in Python).
+   *
+   * @example
+   * await app.sendTask('tasks.add', [2, 3]);
+   * await app.sendTask('tasks.echo', [], { name: 'Ada' }, { countdown: '5s' });
+   */
+  async sendTask<R = unknown>(name: string, args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: Omit<ApplyOptions, 'args' | 'kwargs'> = {}): Promise<AsyncResult<R>> {
+    const request = toSendRequest(name, { ...options, args, kwargs }, this.#tasks.get(name)?.options);
+    return (await this.#send(request)) as AsyncResult<R>;
+  }
+
+  /** A signature by task name (for tasks defined elsewhere). */
+  signature<R = unknown>(name: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, options: Record<string, unknown> = {}): Signature<R> {
+    return new Signature<R>(this.#core, name, args, kwargs, options);
+  }
+
+  /** A handle on a result sent from elsewhere. */
+  asyncResult<T = unknown>(id: string): AsyncResult<T> {
+    return new AsyncResult<T>(this.#core, id);
+  }
+
+  /** A worker consuming this app's queues. Nothing happens until `start()`. */
+  worker(options: WorkerOptions = {}): Worker {
+    this.#assertOpen();
+    const worker = new Worker(this.#core, options);
+    this.#workers.add(worker);
+    return worker;
+  }
+
+  /** Registered tasks by name. */
+  get tasks(): ReadonlyMap<string, Task<never[], unknown>> {
+    return this.#tasks;
+  }
+
+  /** Declared events by name. */
+  get events(): ReadonlyMap<string, CeleriacEvent<Record<string, unknown>>> {
+    return this.#events;
+  }
+
+  /** The broker transport (connected). For tools such as the CLI's `dead` and `purge`. */
+  async transport(): Promise<Transport> {
+    return this.#getTransport();
+  }
+
+  /** The result sink (connected), or null. */
+  async resultSink(): Promise<ResultSink | null> {
+    return this.#getSink();
+  }
+
+  /** healthy / degraded / unhealthy, aggregated from the broker, the result sink and the workers. */
+  async health(): Promise<HealthReport> {
+    const components: Record<string, HealthReport> = {};
+    components.broker = this.#transport ? (await this.#transport.catch(() => null))?.health() ?? { status: 'unhealthy', reason: 'could not connect' } : { status: 'healthy', reason: 'not connected yet' };
+    if (this.config.results) components.results = this.#sink ? (await this.#sink.catch(() => null))?.health() ?? { status: 'unhealthy', reason: 'could not connect' } : { status: 'healthy' };
+    let i = 0;
+    for (const w of this.#workers) components[`worker${this.#workers.size > 1 ? `[${i++}]` : ''}`] = w.health();
+    return aggregate(components);
+  }
+
+  /** Stops the app's workers and closes every connection it opened. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#workers].map((w) => w.stop()));
+    const transport = this.#transport ? await this.#transport.catch(() => null) : null;
+    const sink = this.#sink ? await this.#sink.catch(() => null) : null;
+    await Promise.all([transport?.close(), sink?.close()]);
+  }
+
+  // ---- internals ----
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ClosedError('this Celeriac app');
+  }
+
+  #getTransport(): Promise<Transport> {
+    this.#assertOpen();
+    if (!this.#transport) {
+      const url = this.config.broker;
+      this.#transport = (async () => {
+        const transport = await createTransport(url, {
+          options: this.config.brokerOptions,
+          log: (level, msg, fields) => this.log[level]({ broker: redactUrl(url), ...fields }, msg),
+        });
+        await transport.connect();
+        return transport;
+      })();
+      this.#transport.catch(() => {
+        this.#transport = null; // the next call tries again
+      });
+    }
+    return this.#transport;
+  }
+
+  #getSink(): Promise<ResultSink | null> {
+    this.#assertOpen();
+    const url = this.config.results;
+    if (!url) return Promise.resolve(null);
+    if (!this.#sink) {
+      this.#sink = (async () => {
+        const sink = await createResultSink(url, this.config.resultOptions);
+        await sink.connect();
+        return sink;
+      })();
+      this.#sink.catch(() => {
+        this.#sink = null;
+      });
+    }
+    return this.#sink;
+  }
+
+  async #send(request: SendRequest): Promise<AsyncResult<unknown>> {
+    this.#assertOpen();
+    const task = this.#tasks.get(request.name);
+    const sent = await this.#publisher.publish(request, task?.options.queue);
+    return new AsyncResult(this.#core, sent.id);
+  }
+
+  async #validateArgs(task: Task<never[], unknown>, args: unknown[], where: 'delay' | 'worker'): Promise<unknown[]> {
+    const schema = task.options.argsSchema;
+    if (!schema) return args;
+    const value = await validate(schema, args, `task ${task.name} args${where === 'delay' ? '' : ' (at the worker)'}`);
+    return Array.isArray(value) ? value : args;
+  }
+
+  async #publishEvent(name: string, payload: Record<string, unknown>, known: readonly EventSubscriber[]): Promise<PublishedEvent> {
+    this.#assertOpen();
+    const transport = await this.#getTransport();
+    const eventId = uuid4();
+    const subscribers = new Map<string, string>();
+    for (const s of known) subscribers.set(s.task, this.#router.queueFor(s.task, s.queue, this.#tasks.get(s.task)?.options.queue));
+    for (const s of await transport.subscriptions.list(name)) if (!subscribers.has(s.task)) subscribers.set(s.task, s.queue);
+    const items = [...subscribers].map(([task, queue]) => ({
+      request: {
+        name: task,
+        args: [],
+        kwargs: payload,
+        taskId: subscriberTaskId(eventId, task),
+        eta: null,
+        expires: null,
+        priority: this.#tasks.get(task)?.options.priority ?? 0,
+        queue,
+        headers: { [EVENT_HEADER]: name, [EVENT_ID_HEADER]: eventId },
+        ignoreResult: this.#tasks.get(task)?.options.ignoreResult ?? false,
+        shadow: null,
+        timelimit: [null, null] as [null, null],
+      } satisfies SendRequest,
+    }));
+    if (items.length === 0) this.log.warn({ event: name, eventId }, 'event published with no subscribers');
+    const sent = items.length ? await this.#publisher.publishMany(items) : [];
+    const results = new Map<string, AsyncResult<unknown>>();
+    sent.forEach((s, i) => results.set(items[i]?.request.name as string, new AsyncResult(this.#core, s.id)));
+    return { id: eventId, results };
+  }
+
+  #subscriptions(): Array<{ event: string; task: string; queue: string }> {
+    const out: Array<{ event: string; task: string; queue: string }> = [];
+    for (const event of this.#events.values()) {
+      for (const s of event.subscribers) {
+        if (this.#tasks.has(s.task)) out.push({ event: event.name, task: s.task, queue: this.#router.queueFor(s.task, s.queue, this.#tasks.get(s.task)?.options.queue) });
+      }
+    }
+    return out;
+  }
+
+  #knownQueues(): string[] {
+    const queues = new Set([this.config.defaultQueue]);
+    for (const task of this.#tasks.values()) queues.add(this.#router.queueFor(task.name, task.options.queue));
+    for (const s of this.#subscriptions()) queues.add(s.queue);
+    return [...queues];
+  }
+}
+
+function resolveLogger(logger: CeleriacConfig['logger'], envLevel: string | undefined): Logger {
+  if (logger && typeof logger === 'object') return logger;
+  const level = typeof logger === 'string' ? logger : (envLevel ?? 'info');
+  const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+  if (!levels.includes(level)) throw new ConfigError('logger', `expected a pino logger or one of ${levels.join(', ')}, got '${level}'`);
+  return createLogger(level);
+}
+
+function validateTaskOptions(name: string, o: TaskOptions): void {
+  const field = (f: string) => `task ${name}: ${f}`;
+  if (o.priority !== undefined && !(Number.isInteger(o.priority) && o.priority >= 0 && o.priority <= 9)) {
+    throw new ConfigError(field('priority'), `expected an integer from 0 to 9, got ${o.priority}`);
+  }
+  if (o.retry?.max !== undefined && !(Number.isInteger(o.retry.max) && o.retry.max >= 0)) {
+    throw new ConfigError(field('retry.max'), `expected an integer ≥ 0, got ${o.retry.max}`);
+  }
+  if (o.retry?.backoff !== undefined && o.retry.backoff !== 'fixed' && o.retry.backoff !== 'exponential') {
+    throw new ConfigError(field('retry.backoff'), `expected 'fixed' or 'exponential', got '${String(o.retry.backoff)}'`);
+  }
+  if (o.params !== undefined && (!Array.isArray(o.params) || o.params.some((p) => typeof p !== 'string'))) {
+    throw new ConfigError(field('params'), 'expected an array of parameter names');
+  }
+  if (o.argsSchema !== undefined && typeof (o.argsSchema as { '~standard'?: unknown })['~standard'] !== 'object') {
+    throw new ConfigError(field('argsSchema'), 'expected a Standard Schema validator (zod, valibot, arktype…)');
+  }
+}
+
+export type { EagerResult };

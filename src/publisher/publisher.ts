@@ -1,0 +1,80 @@
+import type { Transport, OutgoingMessage } from '../brokers/transport.js';
+import type { SendRequest } from '../core.js';
+import { buildTaskMessage, encodeTask } from '../messages/codec.js';
+import { uuid4 } from '../messages/ids.js';
+import type { Router } from '../router/router.js';
+
+/** Where a message went: the task id and queue. */
+export interface Sent {
+  id: string;
+  queue: string;
+}
+
+/**
+ * Turns send requests into Celery v2 messages and hands them to the transport. Coalescing into
+ * pipelines and confirms are the transport's job; the publisher builds, routes and validates.
+ */
+export class Publisher {
+  readonly #transport: () => Promise<Transport>;
+  readonly #router: Router;
+  readonly #origin: string;
+  readonly #replyTo: string;
+
+  constructor(transport: () => Promise<Transport>, router: Router, identity: { origin: string; replyTo: string }) {
+    this.#transport = transport;
+    this.#router = router;
+    this.#origin = identity.origin;
+    this.#replyTo = identity.replyTo;
+  }
+
+  /** Publishes one task message. */
+  async publish(request: SendRequest, taskQueue?: string): Promise<Sent> {
+    const [sent] = await this.publishMany([{ request, taskQueue }]);
+    return sent as Sent;
+  }
+
+  /** Publishes several messages at once: all or none (one atomic batch on the broker). */
+  async publishMany(items: ReadonlyArray<{ request: SendRequest; taskQueue?: string | undefined }>): Promise<Sent[]> {
+    const out: OutgoingMessage[] = [];
+    const sent: Sent[] = [];
+    for (const { request, taskQueue } of items) {
+      const built = this.build(request, taskQueue);
+      out.push(built);
+      sent.push({ id: built.message.headers.id as string, queue: built.queue });
+    }
+    const transport = await this.#transport();
+    await transport.publish(out);
+    return sent;
+  }
+
+  /** Builds the wire message for a request (throws PayloadError for what JSON cannot carry). */
+  build(request: SendRequest, taskQueue?: string): OutgoingMessage {
+    const id = request.taskId ?? uuid4();
+    const queue = this.#router.queueFor(request.name, request.queue, taskQueue);
+    const message = buildTaskMessage({
+      id,
+      task: request.name,
+      args: request.args,
+      kwargs: request.kwargs,
+      eta: request.eta,
+      expires: request.expires,
+      priority: request.priority,
+      retries: request.retries ?? 0,
+      timelimit: request.timelimit,
+      rootId: request.rootId ?? id,
+      parentId: request.parentId ?? null,
+      group: request.group ?? null,
+      groupIndex: request.groupIndex ?? null,
+      shadow: request.shadow,
+      ignoreResult: request.ignoreResult,
+      headers: request.headers ?? {},
+      callbacks: request.embed?.callbacks ?? null,
+      errbacks: request.embed?.errbacks ?? null,
+      chain: request.embed?.chain ?? null,
+      chord: request.embed?.chord ?? null,
+      replyTo: this.#replyTo,
+      origin: this.#origin,
+    });
+    return { queue, message: encodeTask(message) };
+  }
+}

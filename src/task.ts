@@ -1,0 +1,195 @@
+import type { AppCore, SendRequest } from './core.js';
+import type { TaskContext } from './context.js';
+import type { Duration } from './duration.js';
+import { toEpochMs, toMs } from './duration.js';
+import { ConfigError } from './errors.js';
+import type { AsyncResult } from './result.js';
+import type { EagerResult } from './eager.js';
+import type { StandardSchemaV1 } from './schema.js';
+import { Signature } from './signature.js';
+
+/** How a task retries. `max` retries after the first run; delays grow from `base` up to `cap`. */
+export interface RetryPolicy {
+  /** Retries after the first run. Default 3. */
+  max?: number;
+  /** `exponential` (default): base · 2^retries; `fixed`: base every time. */
+  backoff?: 'fixed' | 'exponential';
+  /** First delay. Default 1s. */
+  base?: Duration;
+  /** Longest delay. Default 10m. */
+  cap?: Duration;
+  /** Full jitter: a random delay between 0 and the computed one, so retries do not stampede. Default true. */
+  jitter?: boolean;
+}
+
+/** A class of errors, for `autoretryFor`. */
+// biome-ignore lint/suspicious/noExplicitAny: constructor parameter lists of arbitrary error classes
+export type ErrorClass = abstract new (...args: any[]) => Error;
+
+export interface TaskOptions {
+  /** Queue the task is sent to unless a call names another. Default: routes, then `defaultQueue`. */
+  queue?: string;
+  /** Default priority, 0–9, 9 the most urgent. */
+  priority?: number;
+  /** Retry policy used by `ctx.retry()` and `autoretryFor`. */
+  retry?: RetryPolicy;
+  /** Errors (by class) that retry the task automatically under `retry`. */
+  autoretryFor?: readonly ErrorClass[];
+  /** Store no result (Celery's `ignore_result`): for tasks whose result nobody reads. */
+  ignoreResult?: boolean;
+  /** Names of the positional parameters: keyword args sent by Python callers are mapped onto them. */
+  params?: readonly string[];
+  /** A Standard Schema for the args tuple: a bad call is refused at `delay()`, a bad message dead-lettered. */
+  argsSchema?: StandardSchemaV1;
+  /** Pass the task context as the first argument (Celery's `bind=True`). */
+  bind?: boolean;
+  /** Soft limit: the signal aborts with SoftTimeLimitExceeded. Hard limit: the task fails with TimeLimitExceeded. */
+  timeLimit?: { soft?: Duration; hard?: Duration };
+  /** Ack after the task finishes (default true, at-least-once); false acks before running (at-most-once). */
+  acksLate?: boolean;
+  /** Store STARTED when the task starts. Default: the app's `trackStarted`. */
+  trackStarted?: boolean;
+}
+
+/** Options of one call (Celery's `apply_async`). Durations in ms or with a unit; `eta` and `expires` also take a Date. */
+export interface ApplyOptions<A extends readonly unknown[] = unknown[]> {
+  args?: A;
+  kwargs?: Record<string, unknown>;
+  /** Run no earlier than this long from now. */
+  countdown?: Duration;
+  /** Run no earlier than this time. */
+  eta?: Date | string | number;
+  /** Do not run after this: a Date, or a duration from now. An expired task is REVOKED, not run. */
+  expires?: Date | Duration;
+  /** 0–9, 9 the most urgent. */
+  priority?: number;
+  queue?: string;
+  /** Use this id instead of a new uuid4. */
+  taskId?: string;
+  /** Extra message headers. */
+  headers?: Record<string, unknown>;
+  ignoreResult?: boolean;
+  /** Another name for logs (Celery's `shadow`). */
+  shadow?: string;
+  /** Signatures to apply with this task's result when it succeeds (Celery's `link`). */
+  link?: Signature | readonly Signature[];
+  /** Signatures to apply with this task's id when it fails (Celery's `link_error`). */
+  linkError?: Signature | readonly Signature[];
+  timeLimit?: { soft?: Duration; hard?: Duration };
+}
+
+/** A handler's positional parameters; `bind: true` handlers have the context in front. */
+export type AnyHandler = (...args: never[]) => unknown;
+
+/**
+ * A task: a named handler that workers run. Created by `app.task(name, handler, options)`; its
+ * argument and result types come from the handler.
+ *
+ * @example
+ * const add = app.task('tasks.add', async (a: number, b: number) => a + b);
+ * const r = await add.delay(2, 3); // AsyncResult<number>
+ */
+export class Task<A extends unknown[] = unknown[], R = unknown> {
+  readonly name: string;
+  readonly options: Readonly<TaskOptions>;
+  /** @internal the handler as given (with the context first when `bind`). */
+  readonly handler: (...args: unknown[]) => unknown;
+  readonly #core: AppCore;
+
+  /** @internal use `app.task()`. */
+  constructor(core: AppCore, name: string, handler: (...args: unknown[]) => unknown, options: TaskOptions) {
+    this.#core = core;
+    this.name = name;
+    this.handler = handler;
+    this.options = options;
+  }
+
+  /**
+   * Sends the task with positional args. Resolves when the broker has the message.
+   *
+   * @example
+   * const result = await add.delay(2, 3);
+   */
+  delay(...args: A): Promise<AsyncResult<R>> {
+    return this.applyAsync({ args });
+  }
+
+  /**
+   * Sends the task with options (countdown, eta, expires, priority, queue, taskId, headers…).
+   *
+   * @example
+   * await add.applyAsync({ args: [2, 3], countdown: '10s', priority: 9 });
+   */
+  async applyAsync(options: ApplyOptions<A> = {}): Promise<AsyncResult<R>> {
+    const request = toSendRequest(this.name, options, this.options);
+    if (this.options.argsSchema) await this.#core.validateArgs(this as unknown as Task<never[], unknown>, request.args, 'delay');
+    return this.#core.send(request) as Promise<AsyncResult<R>>;
+  }
+
+  /**
+   * A signature: this task with (partial) args and options, for workflows and `link`.
+   *
+   * @example
+   * add.s(2).delay(3) // runs add(2, 3)... with the partial args first, as Celery does
+   */
+  s(...args: Partial<A>): Signature<R> {
+    return new Signature<R>(this.#core, this.name, args as unknown[], {}, {});
+  }
+
+  /**
+   * Runs the task here and now, in this process, without a broker (for unit tests): retries are
+   * run in place, the result is returned as an EagerResult.
+   *
+   * @example
+   * const r = await add.apply(2, 3); r.get() // 5
+   */
+  apply(...args: A): Promise<EagerResult<R>> {
+    return this.#core.applyEager(this as unknown as Task<never[], unknown>, args, {}) as Promise<EagerResult<R>>;
+  }
+}
+
+/** Turns call options into what the publisher needs, validating each field by name. */
+export function toSendRequest(name: string, options: ApplyOptions<readonly unknown[]>, defaults: TaskOptions = {}): SendRequest {
+  const args = options.args ?? [];
+  if (!Array.isArray(args)) throw new ConfigError('args', `expected an array of positional args, got ${typeof args}`);
+  const kwargs = options.kwargs ?? {};
+  if (kwargs === null || typeof kwargs !== 'object' || Array.isArray(kwargs)) {
+    throw new ConfigError('kwargs', 'expected a plain object of keyword args');
+  }
+  const now = Date.now();
+  let eta: number | null = null;
+  if (options.countdown !== undefined && options.eta !== undefined) {
+    throw new ConfigError('countdown', 'give either countdown or eta, not both');
+  }
+  if (options.countdown !== undefined) eta = now + toMs(options.countdown, 'countdown');
+  if (options.eta !== undefined) eta = toEpochMs(options.eta, 'eta');
+  let expires: number | null = null;
+  if (options.expires !== undefined) {
+    expires = options.expires instanceof Date ? toEpochMs(options.expires, 'expires') : now + toMs(options.expires, 'expires');
+  }
+  const priority = options.priority ?? defaults.priority;
+  if (priority !== undefined && !(Number.isInteger(priority) && priority >= 0 && priority <= 9)) {
+    throw new ConfigError('priority', `expected an integer from 0 to 9 (9 = most urgent), got ${priority}`);
+  }
+  const limit = options.timeLimit ?? defaults.timeLimit;
+  const seconds = (d: Duration | undefined, field: string) => (d === undefined ? null : toMs(d, field) / 1000);
+  const list = (s: Signature | readonly Signature[] | undefined) => (s === undefined ? null : (Array.isArray(s) ? s : [s]).map((x) => (x as Signature).toJSON()));
+  return {
+    name,
+    args: [...args],
+    kwargs: { ...kwargs },
+    taskId: options.taskId,
+    eta,
+    expires,
+    priority: priority ?? 0,
+    queue: options.queue ?? defaults.queue,
+    headers: options.headers,
+    ignoreResult: options.ignoreResult ?? defaults.ignoreResult ?? false,
+    shadow: options.shadow ?? null,
+    timelimit: [seconds(limit?.hard, 'timeLimit.hard'), seconds(limit?.soft, 'timeLimit.soft')],
+    embed: { callbacks: list(options.link), errbacks: list(options.linkError) },
+  };
+}
+
+/** The handler's context type, for `bind: true` handlers. */
+export type BoundHandler<A extends unknown[], R> = (ctx: TaskContext, ...args: A) => R;
