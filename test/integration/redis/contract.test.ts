@@ -1,5 +1,7 @@
 import { afterAll, beforeAll } from 'vitest';
 import { createTransport } from '../../../src/brokers/redis/index.js';
+import { createResultSink } from '../../../src/results/redis/index.js';
+import { sinkContract } from '../../contract/sink.contract.js';
 import { transportContract } from '../../contract/transport.contract.js';
 import { deletePrefix, inspector, redisUrl, uniquePrefix } from './helpers.js';
 
@@ -17,3 +19,5 @@ afterAll(async () => {
 transportContract('redis', async () => ({
   transport: createTransport(new URL(redisUrl({ prefix })), { options: { lease: '2s', pollInterval: 200 } }),
 }));
+
+sinkContract('redis', async () => ({ sink: createResultSink(new URL(redisUrl({ prefix })), {}) }));
