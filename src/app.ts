@@ -1,7 +1,9 @@
-import type { Transport } from './brokers/transport.js';
 import { createTransport, redactUrl } from './brokers/registry.js';
+import type { Transport } from './brokers/transport.js';
 import type { CeleriacConfig, ResolvedConfig } from './config.js';
 import { resolveConfig } from './config.js';
+import type { SendRequest } from './core.js';
+import type { EagerResult } from './eager.js';
 import type { EagerCore } from './eager-run.js';
 import { applyEager } from './eager-run.js';
 import { readEnv } from './env.js';
@@ -26,8 +28,6 @@ import type { ApplyOptions, BoundHandler, TaskOptions } from './task.js';
 import { Task, toSendRequest } from './task.js';
 import type { WorkerCore, WorkerOptions } from './worker/worker.js';
 import { Worker } from './worker/worker.js';
-import type { SendRequest } from './core.js';
-import type { EagerResult } from './eager.js';
 
 /**
  * A Celeriac app: the registry of tasks and events, and the wiring of publisher, router, broker,
@@ -53,11 +53,16 @@ export class Celeriac {
 
   constructor(config: CeleriacConfig = {}) {
     const env = readEnv();
-    this.config = resolveConfig(config, { ...(env.brokerUrl ? { brokerUrl: env.brokerUrl } : {}), ...(env.resultsUrl ? { resultsUrl: env.resultsUrl } : {}) });
+    this.config = resolveConfig(config, {
+      ...(env.brokerUrl ? { brokerUrl: env.brokerUrl } : {}),
+      ...(env.resultsUrl ? { resultsUrl: env.resultsUrl } : {}),
+    });
     this.log = resolveLogger(config.logger, env.logLevel);
     this.#router = new Router(this.config);
-    this.#publisher = new Publisher(() => this.#getTransport(), this.#router, { origin: originName(), replyTo: threadOid() });
-    const app = this;
+    this.#publisher = new Publisher(() => this.#getTransport(), this.#router, {
+      origin: originName(),
+      replyTo: threadOid(),
+    });
     this.#core = {
       config: this.config,
       log: this.log,
@@ -67,7 +72,7 @@ export class Celeriac {
       sink: () => this.#getSink(),
       transport: () => this.#getTransport(),
       validateArgs: (task, args, where) => this.#validateArgs(task, args, where),
-      applyEager: (task, args, kwargs) => applyEager(app.#core, task, args, kwargs),
+      applyEager: (task, args, kwargs) => applyEager(this.#core, task, args, kwargs),
       subscriptions: () => this.#subscriptions(),
       knownQueues: () => this.#knownQueues(),
       queueOf: (name) => this.#router.queueFor(name, this.#tasks.get(name)?.options.queue),
@@ -83,15 +88,33 @@ export class Celeriac {
    * const add = app.task('tasks.add', async (a: number, b: number) => a + b, { retry: { max: 5 } });
    * const report = app.task('reports.build', async (ctx, day: string) => { await ctx.updateState('PROGRESS', { done: 1 }) }, { bind: true });
    */
-  task<A extends unknown[], R>(name: string, handler: BoundHandler<A, R>, options: TaskOptions & { bind: true }): Task<A, Awaited<R>>;
-  task<A extends unknown[], R>(name: string, handler: (...args: A) => R, options?: TaskOptions & { bind?: false }): Task<A, Awaited<R>>;
-  task(name: string, handler: (...args: never[]) => unknown, options: TaskOptions = {}): Task<unknown[], unknown> {
+  task<A extends unknown[], R>(
+    name: string,
+    handler: BoundHandler<A, R>,
+    options: TaskOptions & { bind: true },
+  ): Task<A, Awaited<R>>;
+  task<A extends unknown[], R>(
+    name: string,
+    handler: (...args: A) => R,
+    options?: TaskOptions & { bind?: false },
+  ): Task<A, Awaited<R>>;
+  task(
+    name: string,
+    handler: (...args: never[]) => unknown,
+    options: TaskOptions = {},
+  ): Task<unknown[], unknown> {
     this.#assertOpen();
     if (typeof name !== 'string' || !name) throw new ConfigError('task', 'expected a non-empty task name');
     if (typeof handler !== 'function') throw new ConfigError(`task ${name}`, 'expected a handler function');
-    if (this.#tasks.has(name)) throw new ConfigError(`task ${name}`, 'a task with this name is already registered');
+    if (this.#tasks.has(name))
+      throw new ConfigError(`task ${name}`, 'a task with this name is already registered');
     validateTaskOptions(name, options);
-    const task = new Task<unknown[], unknown>(this.#core, name, handler as (...args: unknown[]) => unknown, options);
+    const task = new Task<unknown[], unknown>(
+      this.#core,
+      name,
+      handler as (...args: unknown[]) => unknown,
+      options,
+    );
     this.#tasks.set(name, task as unknown as Task<never[], unknown>);
     return task;
   }
@@ -102,10 +125,14 @@ export class Celeriac {
    * @example
    * const userRegistered = app.event('user.registered', z.object({ id: z.string() }));
    */
-  event<S extends StandardSchemaV1 | undefined = undefined>(name: string, schema?: S): CeleriacEvent<EventPayload<S>> {
+  event<S extends StandardSchemaV1 | undefined = undefined>(
+    name: string,
+    schema?: S,
+  ): CeleriacEvent<EventPayload<S>> {
     this.#assertOpen();
     if (typeof name !== 'string' || !name) throw new ConfigError('event', 'expected a non-empty event name');
-    if (this.#events.has(name)) throw new ConfigError(`event ${name}`, 'an event with this name is already declared');
+    if (this.#events.has(name))
+      throw new ConfigError(`event ${name}`, 'an event with this name is already declared');
     const event = new CeleriacEvent<EventPayload<S>>(this.#core, name, schema);
     this.#events.set(name, event as unknown as CeleriacEvent<Record<string, unknown>>);
     return event;
@@ -118,13 +145,23 @@ export class Celeriac {
    * await app.sendTask('tasks.add', [2, 3]);
    * await app.sendTask('tasks.echo', [], { name: 'Ada' }, { countdown: '5s' });
    */
-  async sendTask<R = unknown>(name: string, args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: Omit<ApplyOptions, 'args' | 'kwargs'> = {}): Promise<AsyncResult<R>> {
+  async sendTask<R = unknown>(
+    name: string,
+    args: readonly unknown[] = [],
+    kwargs: Record<string, unknown> = {},
+    options: Omit<ApplyOptions, 'args' | 'kwargs'> = {},
+  ): Promise<AsyncResult<R>> {
     const request = toSendRequest(name, { ...options, args, kwargs }, this.#tasks.get(name)?.options);
     return (await this.#send(request)) as AsyncResult<R>;
   }
 
   /** A signature by task name (for tasks defined elsewhere). */
-  signature<R = unknown>(name: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, options: Record<string, unknown> = {}): Signature<R> {
+  signature<R = unknown>(
+    name: string,
+    args: unknown[] = [],
+    kwargs: Record<string, unknown> = {},
+    options: Record<string, unknown> = {},
+  ): Signature<R> {
     return new Signature<R>(this.#core, name, args, kwargs, options);
   }
 
@@ -164,10 +201,22 @@ export class Celeriac {
   /** healthy / degraded / unhealthy, aggregated from the broker, the result sink and the workers. */
   async health(): Promise<HealthReport> {
     const components: Record<string, HealthReport> = {};
-    components.broker = this.#transport ? (await this.#transport.catch(() => null))?.health() ?? { status: 'unhealthy', reason: 'could not connect' } : { status: 'healthy', reason: 'not connected yet' };
-    if (this.config.results) components.results = this.#sink ? (await this.#sink.catch(() => null))?.health() ?? { status: 'unhealthy', reason: 'could not connect' } : { status: 'healthy' };
+    components.broker = this.#transport
+      ? ((await this.#transport.catch(() => null))?.health() ?? {
+          status: 'unhealthy',
+          reason: 'could not connect',
+        })
+      : { status: 'healthy', reason: 'not connected yet' };
+    if (this.config.results)
+      components.results = this.#sink
+        ? ((await this.#sink.catch(() => null))?.health() ?? {
+            status: 'unhealthy',
+            reason: 'could not connect',
+          })
+        : { status: 'healthy' };
     let i = 0;
-    for (const w of this.#workers) components[`worker${this.#workers.size > 1 ? `[${i++}]` : ''}`] = w.health();
+    for (const w of this.#workers)
+      components[`worker${this.#workers.size > 1 ? `[${i++}]` : ''}`] = w.health();
     return aggregate(components);
   }
 
@@ -230,20 +279,34 @@ export class Celeriac {
     return new AsyncResult(this.#core, sent.id);
   }
 
-  async #validateArgs(task: Task<never[], unknown>, args: unknown[], where: 'delay' | 'worker'): Promise<unknown[]> {
+  async #validateArgs(
+    task: Task<never[], unknown>,
+    args: unknown[],
+    where: 'delay' | 'worker',
+  ): Promise<unknown[]> {
     const schema = task.options.argsSchema;
     if (!schema) return args;
-    const value = await validate(schema, args, `task ${task.name} args${where === 'delay' ? '' : ' (at the worker)'}`);
+    const value = await validate(
+      schema,
+      args,
+      `task ${task.name} args${where === 'delay' ? '' : ' (at the worker)'}`,
+    );
     return Array.isArray(value) ? value : args;
   }
 
-  async #publishEvent(name: string, payload: Record<string, unknown>, known: readonly EventSubscriber[]): Promise<PublishedEvent> {
+  async #publishEvent(
+    name: string,
+    payload: Record<string, unknown>,
+    known: readonly EventSubscriber[],
+  ): Promise<PublishedEvent> {
     this.#assertOpen();
     const transport = await this.#getTransport();
     const eventId = uuid4();
     const subscribers = new Map<string, string>();
-    for (const s of known) subscribers.set(s.task, this.#router.queueFor(s.task, s.queue, this.#tasks.get(s.task)?.options.queue));
-    for (const s of await transport.subscriptions.list(name)) if (!subscribers.has(s.task)) subscribers.set(s.task, s.queue);
+    for (const s of known)
+      subscribers.set(s.task, this.#router.queueFor(s.task, s.queue, this.#tasks.get(s.task)?.options.queue));
+    for (const s of await transport.subscriptions.list(name))
+      if (!subscribers.has(s.task)) subscribers.set(s.task, s.queue);
     const items = [...subscribers].map(([task, queue]) => ({
       request: {
         name: task,
@@ -263,7 +326,8 @@ export class Celeriac {
     if (items.length === 0) this.log.warn({ event: name, eventId }, 'event published with no subscribers');
     const sent = items.length ? await this.#publisher.publishMany(items) : [];
     const results = new Map<string, AsyncResult<unknown>>();
-    sent.forEach((s, i) => results.set(items[i]?.request.name as string, new AsyncResult(this.#core, s.id)));
+    for (const [i, s] of sent.entries())
+      results.set(items[i]?.request.name as string, new AsyncResult(this.#core, s.id));
     return { id: eventId, results };
   }
 
@@ -271,7 +335,12 @@ export class Celeriac {
     const out: Array<{ event: string; task: string; queue: string }> = [];
     for (const event of this.#events.values()) {
       for (const s of event.subscribers) {
-        if (this.#tasks.has(s.task)) out.push({ event: event.name, task: s.task, queue: this.#router.queueFor(s.task, s.queue, this.#tasks.get(s.task)?.options.queue) });
+        if (this.#tasks.has(s.task))
+          out.push({
+            event: event.name,
+            task: s.task,
+            queue: this.#router.queueFor(s.task, s.queue, this.#tasks.get(s.task)?.options.queue),
+          });
       }
     }
     return out;
@@ -289,7 +358,8 @@ function resolveLogger(logger: CeleriacConfig['logger'], envLevel: string | unde
   if (logger && typeof logger === 'object') return logger;
   const level = typeof logger === 'string' ? logger : (envLevel ?? 'info');
   const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
-  if (!levels.includes(level)) throw new ConfigError('logger', `expected a pino logger or one of ${levels.join(', ')}, got '${level}'`);
+  if (!levels.includes(level))
+    throw new ConfigError('logger', `expected a pino logger or one of ${levels.join(', ')}, got '${level}'`);
   return createLogger(level);
 }
 
@@ -302,13 +372,22 @@ function validateTaskOptions(name: string, o: TaskOptions): void {
     throw new ConfigError(field('retry.max'), `expected an integer ≥ 0, got ${o.retry.max}`);
   }
   if (o.retry?.backoff !== undefined && o.retry.backoff !== 'fixed' && o.retry.backoff !== 'exponential') {
-    throw new ConfigError(field('retry.backoff'), `expected 'fixed' or 'exponential', got '${String(o.retry.backoff)}'`);
+    throw new ConfigError(
+      field('retry.backoff'),
+      `expected 'fixed' or 'exponential', got '${String(o.retry.backoff)}'`,
+    );
   }
   if (o.params !== undefined && (!Array.isArray(o.params) || o.params.some((p) => typeof p !== 'string'))) {
     throw new ConfigError(field('params'), 'expected an array of parameter names');
   }
-  if (o.argsSchema !== undefined && typeof (o.argsSchema as { '~standard'?: unknown })['~standard'] !== 'object') {
-    throw new ConfigError(field('argsSchema'), 'expected a Standard Schema validator (zod, valibot, arktype…)');
+  if (
+    o.argsSchema !== undefined &&
+    typeof (o.argsSchema as { '~standard'?: unknown })['~standard'] !== 'object'
+  ) {
+    throw new ConfigError(
+      field('argsSchema'),
+      'expected a Standard Schema validator (zod, valibot, arktype…)',
+    );
   }
 }
 

@@ -68,13 +68,20 @@ const schema = z.strictObject({
  * @example
  * resolveConfig({ maxDeliveries: 0 }) // ConfigError: invalid config: maxDeliveries: expected a number > 0
  */
-export function resolveConfig(config: CeleriacConfig, env: { brokerUrl?: string; resultsUrl?: string } = {}): ResolvedConfig {
+export function resolveConfig(
+  config: CeleriacConfig,
+  env: { brokerUrl?: string; resultsUrl?: string } = {},
+): ResolvedConfig {
   if (config === null || typeof config !== 'object') throw new ConfigError('config', 'expected an object');
   const parsed = schema.safeParse(config);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const field = issue?.path.join('.') || (issue?.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'config');
-    const message = issue?.code === 'unrecognized_keys' ? `unknown option (expected one of ${Object.keys(schema.shape).join(', ')})` : (issue?.message ?? 'invalid');
+    const field =
+      issue?.path.join('.') || (issue?.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'config');
+    const message =
+      issue?.code === 'unrecognized_keys'
+        ? `unknown option (expected one of ${Object.keys(schema.shape).join(', ')})`
+        : (issue?.message ?? 'invalid');
     throw new ConfigError(field, message);
   }
   const c = parsed.data;
@@ -82,7 +89,11 @@ export function resolveConfig(config: CeleriacConfig, env: { brokerUrl?: string;
     broker: c.broker ?? env.brokerUrl ?? 'memory://',
     results: c.results ?? env.resultsUrl,
     defaultQueue: c.defaultQueue ?? 'celery',
-    routes: Object.entries(c.routes ?? {}).map(([source, route]) => ({ source, pattern: globToRegExp(source), queue: route.queue })),
+    routes: Object.entries(c.routes ?? {}).map(([source, route]) => ({
+      source,
+      pattern: globToRegExp(source),
+      queue: route.queue,
+    })),
     resultExpiresMs: toMs(c.resultExpires ?? 86_400_000, 'resultExpires'),
     trackStarted: c.trackStarted ?? false,
     maxDeliveries: c.maxDeliveries ?? 5,
@@ -94,6 +105,9 @@ export function resolveConfig(config: CeleriacConfig, env: { brokerUrl?: string;
 
 /** `emails.*` → /^emails\..*$/ ; `*` matches any run of characters. */
 export function globToRegExp(glob: string): RegExp {
-  const escaped = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const escaped = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${escaped}$`);
 }

@@ -1,6 +1,6 @@
-import type { Logger } from './logging.js';
 import type { ResolvedConfig } from './config.js';
 import type { EagerResult } from './eager.js';
+import type { Logger } from './logging.js';
 import type { Embed } from './messages/types.js';
 import type { AsyncResult } from './result.js';
 import type { ResultSink } from './results/sink.js';
@@ -23,7 +23,11 @@ export interface AppCore {
   /** Validates args against a task's `argsSchema` (throws PayloadError). */
   validateArgs(task: Task<never[], unknown>, args: unknown[], where: 'delay' | 'worker'): Promise<unknown[]>;
   /** Runs a task in-process (task.apply()). */
-  applyEager(task: Task<never[], unknown>, args: unknown[], kwargs: Record<string, unknown>): Promise<EagerResult<unknown>>;
+  applyEager(
+    task: Task<never[], unknown>,
+    args: unknown[],
+    kwargs: Record<string, unknown>,
+  ): Promise<EagerResult<unknown>>;
 }
 
 /** One task message to publish, with every option resolved (times as epoch ms). */

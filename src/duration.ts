@@ -29,6 +29,7 @@ export function toMs(value: Duration | string, field = 'duration'): number {
 /** A Date, an ISO string or epoch milliseconds into epoch milliseconds. */
 export function toEpochMs(value: Date | string | number, field: string): number {
   const ms = value instanceof Date ? value.getTime() : typeof value === 'number' ? value : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new ConfigError(field, `expected a Date or an ISO date string, got '${String(value)}'`);
+  if (!Number.isFinite(ms))
+    throw new ConfigError(field, `expected a Date or an ISO date string, got '${String(value)}'`);
   return ms;
 }

@@ -13,7 +13,12 @@ export type EagerCore = AppCore;
  * Runs a task in this process, now (`task.apply()`), for users' unit tests. Retries run again at
  * once (no countdown wait), up to the task's retry limit; nothing touches a broker or a result sink.
  */
-export async function applyEager(core: EagerCore, task: Task<never[], unknown>, args: unknown[], kwargs: Record<string, unknown>): Promise<EagerResult<unknown>> {
+export async function applyEager(
+  core: EagerCore,
+  task: Task<never[], unknown>,
+  args: unknown[],
+  kwargs: Record<string, unknown>,
+): Promise<EagerResult<unknown>> {
   const id = uuid4();
   const validArgs = task.options.argsSchema ? await core.validateArgs(task, args, 'delay') : args;
   for (let retries = 0; ; retries++) {
@@ -38,10 +43,27 @@ export async function applyEager(core: EagerCore, task: Task<never[], unknown>, 
       case 'ignore':
         return new EagerResult(id, 'IGNORED', retries, undefined);
       case 'reject':
-        return EagerResult.failed(id, retries, new TaskError(id, { excType: 'Reject', excMessage: [outcome.reason], excModule: 'celeriac.errors' }));
+        return EagerResult.failed(
+          id,
+          retries,
+          new TaskError(id, {
+            excType: 'Reject',
+            excMessage: [outcome.reason],
+            excModule: 'celeriac.errors',
+          }),
+        );
       case 'failure': {
         const { info, traceback } = serializeError(outcome.error);
-        return EagerResult.failed(id, retries, new TaskError(id, { excType: info.exc_type, excMessage: info.exc_message, excModule: info.exc_module, traceback }));
+        return EagerResult.failed(
+          id,
+          retries,
+          new TaskError(id, {
+            excType: info.exc_type,
+            excMessage: info.exc_message,
+            excModule: info.exc_module,
+            traceback,
+          }),
+        );
       }
     }
   }

@@ -1,4 +1,4 @@
-import { TaskError } from './errors.js';
+import type { TaskError } from './errors.js';
 import type { TaskState } from './results/meta.js';
 
 /**
@@ -40,6 +40,12 @@ export class EagerResult<T> {
   }
 
   static failed<T>(id: string, retries: number, error: TaskError): EagerResult<T> {
-    return new EagerResult<T>(id, error.excType === 'TaskRevokedError' ? 'REVOKED' : 'FAILURE', retries, undefined, error);
+    return new EagerResult<T>(
+      id,
+      error.excType === 'TaskRevokedError' ? 'REVOKED' : 'FAILURE',
+      retries,
+      undefined,
+      error,
+    );
   }
 }

@@ -20,7 +20,11 @@ export interface PublishedEvent {
 
 /** @internal what the app provides to events. */
 export interface EventCore extends AppCore {
-  publishEvent(name: string, payload: Record<string, unknown>, subscribers: readonly EventSubscriber[]): Promise<PublishedEvent>;
+  publishEvent(
+    name: string,
+    payload: Record<string, unknown>,
+    subscribers: readonly EventSubscriber[],
+  ): Promise<PublishedEvent>;
 }
 
 /**
@@ -76,7 +80,10 @@ export class CeleriacEvent<P extends Record<string, unknown> = Record<string, un
    */
   async publish(payload: P): Promise<PublishedEvent> {
     if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) {
-      throw new PayloadError(`event ${this.name}`, 'payload must be a plain object (its fields travel as kwargs)');
+      throw new PayloadError(
+        `event ${this.name}`,
+        'payload must be a plain object (its fields travel as kwargs)',
+      );
     }
     const value = this.schema ? await validate(this.schema, payload, `event ${this.name}`) : payload;
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
@@ -87,4 +94,6 @@ export class CeleriacEvent<P extends Record<string, unknown> = Record<string, un
 }
 
 /** The payload type of an event schema. */
-export type EventPayload<S> = S extends StandardSchemaV1 ? StandardSchemaV1.InferOutput<S> & Record<string, unknown> : Record<string, unknown>;
+export type EventPayload<S> = S extends StandardSchemaV1
+  ? StandardSchemaV1.InferOutput<S> & Record<string, unknown>
+  : Record<string, unknown>;

@@ -2,6 +2,14 @@
  * Celeriac's public API. Adapters load lazily by URL scheme; nothing here opens a connection.
  */
 export { Celeriac } from './app.js';
+export type {
+  Consumer,
+  DeadLetter,
+  Delivery,
+  OutgoingMessage,
+  Subscription,
+  Transport,
+} from './brokers/transport.js';
 export type { CeleriacConfig } from './config.js';
 export type { TaskContext } from './context.js';
 export { currentTask } from './context.js';
@@ -29,8 +37,10 @@ export type { EventPayload, EventSubscriber, PublishedEvent } from './event.js';
 export { CeleriacEvent } from './event.js';
 export type { HealthReport, HealthStatus } from './health.js';
 export type { Logger } from './logging.js';
+export type { TaskMessage, WireMessage } from './messages/types.js';
 export { AsyncResult } from './result.js';
 export type { ResultMeta, TaskState } from './results/meta.js';
+export type { ResultSink } from './results/sink.js';
 export { Signature } from './signature.js';
 export type { ApplyOptions, ErrorClass, RetryPolicy, TaskOptions } from './task.js';
 export { Task } from './task.js';
@@ -38,13 +48,3 @@ export type { WorkerEventMap } from './worker/events.js';
 export { MaxRetriesExceededError } from './worker/execute.js';
 export type { WorkerOptions } from './worker/worker.js';
 export { Worker } from './worker/worker.js';
-export type {
-  Consumer,
-  DeadLetter,
-  Delivery,
-  OutgoingMessage,
-  Subscription,
-  Transport,
-} from './brokers/transport.js';
-export type { TaskMessage, WireMessage } from './messages/types.js';
-export type { ResultSink } from './results/sink.js';

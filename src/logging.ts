@@ -18,5 +18,8 @@ const REDACT = ['password', 'pass', 'token', 'authorization', '*.password', '*.t
  * credentials redacted.
  */
 export function createLogger(level = 'info'): Logger {
-  return pino({ level, base: { name: 'celeriac' }, redact: { paths: REDACT, censor: '***' } }, pino.destination(2));
+  return pino(
+    { level, base: { name: 'celeriac' }, redact: { paths: REDACT, censor: '***' } },
+    pino.destination(2),
+  );
 }

@@ -63,7 +63,9 @@ export class AsyncResult<T = unknown> {
       meta = await sink.wait(this.id, signal ? { signal } : {});
     } catch (err) {
       if (timeoutMs !== undefined && signal?.aborted && !options.signal?.aborted) {
-        throw new TimeoutError(`task ${this.id} was not ready within ${timeoutMs} ms (state: ${await this.state()})`);
+        throw new TimeoutError(
+          `task ${this.id} was not ready within ${timeoutMs} ms (state: ${await this.state()})`,
+        );
       }
       throw err;
     }

@@ -20,7 +20,14 @@ export class Signature<R = unknown> {
   readonly #core: AppCore;
 
   /** @internal use `task.s()` or `app.signature()`. */
-  constructor(core: AppCore, task: string, args: unknown[], kwargs: Record<string, unknown>, options: Record<string, unknown>, immutable = false) {
+  constructor(
+    core: AppCore,
+    task: string,
+    args: unknown[],
+    kwargs: Record<string, unknown>,
+    options: Record<string, unknown>,
+    immutable = false,
+  ) {
     this.#core = core;
     this.task = task;
     this.args = args;
@@ -37,13 +44,24 @@ export class Signature<R = unknown> {
   applyAsync(options: ApplyOptions<readonly unknown[]> = {}): Promise<AsyncResult<R>> {
     const args = this.immutable ? [...this.args] : [...this.args, ...(options.args ?? [])];
     const kwargs = { ...this.kwargs, ...(options.kwargs ?? {}) };
-    const request = toSendRequest(this.task, { ...options, args, kwargs }, this.#core.tasks.get(this.task)?.options);
+    const request = toSendRequest(
+      this.task,
+      { ...options, args, kwargs },
+      this.#core.tasks.get(this.task)?.options,
+    );
     return this.#core.send(request) as Promise<AsyncResult<R>>;
   }
 
   /** The same signature with its args frozen: results of a previous step are not prepended. */
   si(): Signature<R> {
-    return new Signature<R>(this.#core, this.task, [...this.args], { ...this.kwargs }, { ...this.options }, true);
+    return new Signature<R>(
+      this.#core,
+      this.task,
+      [...this.args],
+      { ...this.kwargs },
+      { ...this.options },
+      true,
+    );
   }
 
   /** Celery's wire shape. */

@@ -1,10 +1,10 @@
-import type { AppCore, SendRequest } from './core.js';
 import type { TaskContext } from './context.js';
+import type { AppCore, SendRequest } from './core.js';
 import type { Duration } from './duration.js';
 import { toEpochMs, toMs } from './duration.js';
+import type { EagerResult } from './eager.js';
 import { ConfigError } from './errors.js';
 import type { AsyncResult } from './result.js';
-import type { EagerResult } from './eager.js';
 import type { StandardSchemaV1 } from './schema.js';
 import { Signature } from './signature.js';
 
@@ -122,7 +122,8 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
    */
   async applyAsync(options: ApplyOptions<A> = {}): Promise<AsyncResult<R>> {
     const request = toSendRequest(this.name, options, this.options);
-    if (this.options.argsSchema) await this.#core.validateArgs(this as unknown as Task<never[], unknown>, request.args, 'delay');
+    if (this.options.argsSchema)
+      await this.#core.validateArgs(this as unknown as Task<never[], unknown>, request.args, 'delay');
     return this.#core.send(request) as Promise<AsyncResult<R>>;
   }
 
@@ -144,14 +145,21 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
    * const r = await add.apply(2, 3); r.get() // 5
    */
   apply(...args: A): Promise<EagerResult<R>> {
-    return this.#core.applyEager(this as unknown as Task<never[], unknown>, args, {}) as Promise<EagerResult<R>>;
+    return this.#core.applyEager(this as unknown as Task<never[], unknown>, args, {}) as Promise<
+      EagerResult<R>
+    >;
   }
 }
 
 /** Turns call options into what the publisher needs, validating each field by name. */
-export function toSendRequest(name: string, options: ApplyOptions<readonly unknown[]>, defaults: TaskOptions = {}): SendRequest {
+export function toSendRequest(
+  name: string,
+  options: ApplyOptions<readonly unknown[]>,
+  defaults: TaskOptions = {},
+): SendRequest {
   const args = options.args ?? [];
-  if (!Array.isArray(args)) throw new ConfigError('args', `expected an array of positional args, got ${typeof args}`);
+  if (!Array.isArray(args))
+    throw new ConfigError('args', `expected an array of positional args, got ${typeof args}`);
   const kwargs = options.kwargs ?? {};
   if (kwargs === null || typeof kwargs !== 'object' || Array.isArray(kwargs)) {
     throw new ConfigError('kwargs', 'expected a plain object of keyword args');
@@ -165,15 +173,20 @@ export function toSendRequest(name: string, options: ApplyOptions<readonly unkno
   if (options.eta !== undefined) eta = toEpochMs(options.eta, 'eta');
   let expires: number | null = null;
   if (options.expires !== undefined) {
-    expires = options.expires instanceof Date ? toEpochMs(options.expires, 'expires') : now + toMs(options.expires, 'expires');
+    expires =
+      options.expires instanceof Date
+        ? toEpochMs(options.expires, 'expires')
+        : now + toMs(options.expires, 'expires');
   }
   const priority = options.priority ?? defaults.priority;
   if (priority !== undefined && !(Number.isInteger(priority) && priority >= 0 && priority <= 9)) {
     throw new ConfigError('priority', `expected an integer from 0 to 9 (9 = most urgent), got ${priority}`);
   }
   const limit = options.timeLimit ?? defaults.timeLimit;
-  const seconds = (d: Duration | undefined, field: string) => (d === undefined ? null : toMs(d, field) / 1000);
-  const list = (s: Signature | readonly Signature[] | undefined) => (s === undefined ? null : (Array.isArray(s) ? s : [s]).map((x) => (x as Signature).toJSON()));
+  const seconds = (d: Duration | undefined, field: string) =>
+    d === undefined ? null : toMs(d, field) / 1000;
+  const list = (s: Signature | readonly Signature[] | undefined) =>
+    s === undefined ? null : (Array.isArray(s) ? s : [s]).map((x) => (x as Signature).toJSON());
   return {
     name,
     args: [...args],

@@ -5,7 +5,10 @@ import type { Transport, TransportOptions } from './transport.js';
  * Maps a broker URL scheme to its adapter. Adapters are imported lazily so an app that uses only
  * memory:// never loads a broker client library.
  */
-const ADAPTERS: Record<string, () => Promise<{ createTransport: (url: URL, options: TransportOptions) => Transport }>> = {
+const ADAPTERS: Record<
+  string,
+  () => Promise<{ createTransport: (url: URL, options: TransportOptions) => Transport }>
+> = {
   memory: () => import('./memory/index.js'),
   redis: () => import('./redis/index.js'),
   rediss: () => import('./redis/index.js'),
@@ -22,7 +25,10 @@ export async function createTransport(url: string, options: TransportOptions = {
   const scheme = parsed.protocol.replace(/:$/, '');
   const load = ADAPTERS[scheme];
   if (!load) {
-    throw new ConfigError('broker', `unsupported scheme '${scheme}://', expected one of ${BROKER_SCHEMES.map((s) => `${s}://`).join(', ')}`);
+    throw new ConfigError(
+      'broker',
+      `unsupported scheme '${scheme}://', expected one of ${BROKER_SCHEMES.map((s) => `${s}://`).join(', ')}`,
+    );
   }
   const mod = await load();
   return mod.createTransport(parsed, options);

@@ -26,7 +26,11 @@ export interface Transport {
    */
   publish(messages: readonly OutgoingMessage[]): Promise<void>;
   /** Starts delivering messages from `queues` to `onDelivery`, at most `prefetch` unsettled at once. */
-  consume(queues: readonly string[], onDelivery: (delivery: Delivery) => void, options: ConsumeOptions): Promise<Consumer>;
+  consume(
+    queues: readonly string[],
+    onDelivery: (delivery: Delivery) => void,
+    options: ConsumeOptions,
+  ): Promise<Consumer>;
 
   /** The message is done: remove it for good. */
   ack(delivery: Delivery): Promise<void>;

@@ -7,7 +7,14 @@
  */
 
 /** A JSON value as it travels on the wire. Integers beyond 2^53 decode as `bigint` (see messages/json.ts). */
-export type JsonValue = null | boolean | number | bigint | string | JsonValue[] | { [key: string]: JsonValue };
+export type JsonValue =
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | JsonValue[]
+  | { [key: string]: JsonValue };
 
 /** A serialized canvas signature, as Celery writes it in `embed` (`{task, args, kwargs, options, subtask_type, immutable}`). */
 export interface SignatureJson {

@@ -1,4 +1,4 @@
-import type { Transport, OutgoingMessage } from '../brokers/transport.js';
+import type { OutgoingMessage, Transport } from '../brokers/transport.js';
 import type { SendRequest } from '../core.js';
 import { buildTaskMessage, encodeTask } from '../messages/codec.js';
 import { uuid4 } from '../messages/ids.js';
@@ -20,7 +20,11 @@ export class Publisher {
   readonly #origin: string;
   readonly #replyTo: string;
 
-  constructor(transport: () => Promise<Transport>, router: Router, identity: { origin: string; replyTo: string }) {
+  constructor(
+    transport: () => Promise<Transport>,
+    router: Router,
+    identity: { origin: string; replyTo: string },
+  ) {
     this.#transport = transport;
     this.#router = router;
     this.#origin = identity.origin;
@@ -34,7 +38,9 @@ export class Publisher {
   }
 
   /** Publishes several messages at once: all or none (one atomic batch on the broker). */
-  async publishMany(items: ReadonlyArray<{ request: SendRequest; taskQueue?: string | undefined }>): Promise<Sent[]> {
+  async publishMany(
+    items: ReadonlyArray<{ request: SendRequest; taskQueue?: string | undefined }>,
+  ): Promise<Sent[]> {
     const out: OutgoingMessage[] = [];
     const sent: Sent[] = [];
     for (const { request, taskQueue } of items) {

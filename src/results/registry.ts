@@ -3,7 +3,12 @@ import { ConfigError } from '../errors.js';
 import type { ResultSink } from './sink.js';
 
 /** Maps a results URL scheme to its adapter, imported lazily. */
-const ADAPTERS: Record<string, () => Promise<{ createResultSink: (url: URL, options: { options?: Record<string, unknown> }) => ResultSink }>> = {
+const ADAPTERS: Record<
+  string,
+  () => Promise<{
+    createResultSink: (url: URL, options: { options?: Record<string, unknown> }) => ResultSink;
+  }>
+> = {
   memory: () => import('./memory/index.js'),
   redis: () => import('./redis/index.js'),
   rediss: () => import('./redis/index.js'),
@@ -15,12 +20,18 @@ const ADAPTERS: Record<string, () => Promise<{ createResultSink: (url: URL, opti
 export const RESULT_SCHEMES = Object.keys(ADAPTERS);
 
 /** Creates (without connecting) the result sink for a results URL. */
-export async function createResultSink(url: string, options: Record<string, unknown> = {}): Promise<ResultSink> {
+export async function createResultSink(
+  url: string,
+  options: Record<string, unknown> = {},
+): Promise<ResultSink> {
   const parsed = parseUrl(url, 'results');
   const scheme = parsed.protocol.replace(/:$/, '');
   const load = ADAPTERS[scheme];
   if (!load) {
-    throw new ConfigError('results', `unsupported scheme '${scheme}://', expected one of ${RESULT_SCHEMES.map((s) => `${s}://`).join(', ')}`);
+    throw new ConfigError(
+      'results',
+      `unsupported scheme '${scheme}://', expected one of ${RESULT_SCHEMES.map((s) => `${s}://`).join(', ')}`,
+    );
   }
   return (await load()).createResultSink(parsed, { options });
 }

@@ -7,11 +7,25 @@ import { EventEmitter } from 'node:events';
 export interface WorkerEventMap {
   'worker-online': { hostname: string; queues: readonly string[]; concurrency: number; at: number };
   'worker-offline': { hostname: string; at: number };
-  'task-received': { id: string; name: string; queue: string; retries: number; eta: string | null; at: number };
+  'task-received': {
+    id: string;
+    name: string;
+    queue: string;
+    retries: number;
+    eta: string | null;
+    at: number;
+  };
   'task-started': { id: string; name: string; queue: string; retries: number; at: number };
   'task-succeeded': { id: string; name: string; result: unknown; runtimeMs: number; at: number };
   'task-failed': { id: string; name: string; error: Error; runtimeMs: number; at: number };
-  'task-retried': { id: string; name: string; error: Error | null; retries: number; countdownMs: number; at: number };
+  'task-retried': {
+    id: string;
+    name: string;
+    error: Error | null;
+    retries: number;
+    countdownMs: number;
+    at: number;
+  };
   'task-revoked': { id: string; name: string; reason: 'expired' | 'revoked'; at: number };
   /** A message that was dead-lettered (or requeued by Reject), with the reason. */
   'task-rejected': { id: string | null; name: string | null; queue: string; reason: string; at: number };

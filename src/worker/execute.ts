@@ -89,7 +89,9 @@ export async function runTask(input: RunInput): Promise<Outcome> {
 
 function classify(err: unknown, input: RunInput, policy: ResolvedRetry): Outcome {
   if (err instanceof Retry) {
-    const countdownMs = err.eta ? Math.max(0, err.eta.getTime() - Date.now()) : (err.countdownMs ?? retryDelay(policy, input.retries));
+    const countdownMs = err.eta
+      ? Math.max(0, err.eta.getTime() - Date.now())
+      : (err.countdownMs ?? retryDelay(policy, input.retries));
     const cause = err.cause instanceof Error ? err.cause : null;
     return { kind: 'retry', error: cause, countdownMs };
   }
@@ -118,10 +120,14 @@ function makeContext(input: RunInput, signal: AbortSignal, policy: ResolvedRetry
     retry(options = {}) {
       const max = options.maxRetries ?? policy.max;
       if (input.retries >= max) {
-        return options.cause instanceof Error ? options.cause : new MaxRetriesExceededError(input.task.name, input.id, max);
+        return options.cause instanceof Error
+          ? options.cause
+          : new MaxRetriesExceededError(input.task.name, input.id, max);
       }
       return new Retry({
-        ...(options.countdown !== undefined ? { countdownMs: toMs(options.countdown, 'retry countdown') } : {}),
+        ...(options.countdown !== undefined
+          ? { countdownMs: toMs(options.countdown, 'retry countdown') }
+          : {}),
         ...(options.eta !== undefined ? { eta: new Date(toEpochMs(options.eta, 'retry eta')) } : {}),
         cause: options.cause,
         maxRetries: max,

@@ -36,9 +36,19 @@ export interface Refusal {
  * Decodes a delivery and checks it against the registry, without running anything. Never throws:
  * bad input becomes a Refusal with a reason that names what was wrong.
  */
-export function prepare(delivery: Delivery, tasks: ReadonlyMap<string, Task<never[], unknown>>, maxDeliveries: number): Job | Refusal {
+export function prepare(
+  delivery: Delivery,
+  tasks: ReadonlyMap<string, Task<never[], unknown>>,
+  maxDeliveries: number,
+): Job | Refusal {
   if (!delivery.message) {
-    return { reason: `undecodable message: ${delivery.error ?? 'unknown framing error'}`, excType: 'MalformedMessage', id: null, name: null, message: null };
+    return {
+      reason: `undecodable message: ${delivery.error ?? 'unknown framing error'}`,
+      excType: 'MalformedMessage',
+      id: null,
+      name: null,
+      message: null,
+    };
   }
   let message: TaskMessage;
   try {
@@ -60,16 +70,30 @@ export function prepare(delivery: Delivery, tasks: ReadonlyMap<string, Task<neve
     };
   }
   const task = tasks.get(name);
-  if (!task) return { reason: `unknown task '${name}' (not registered in this worker)`, excType: 'NotRegistered', id, name, message };
+  if (!task)
+    return {
+      reason: `unknown task '${name}' (not registered in this worker)`,
+      excType: 'NotRegistered',
+      id,
+      name,
+      message,
+    };
   let eta: number | null = null;
   let expires: number | null = null;
   try {
     eta = message.headers.eta ? parseCeleryDate(message.headers.eta) : null;
     expires = message.headers.expires ? parseCeleryDate(message.headers.expires) : null;
   } catch (err) {
-    return { reason: `malformed message: ${(err as Error).message}`, excType: 'MalformedMessage', id, name, message };
+    return {
+      reason: `malformed message: ${(err as Error).message}`,
+      excType: 'MalformedMessage',
+      id,
+      name,
+      message,
+    };
   }
-  const event = typeof message.headers[EVENT_HEADER] === 'string' ? (message.headers[EVENT_HEADER] as string) : null;
+  const event =
+    typeof message.headers[EVENT_HEADER] === 'string' ? (message.headers[EVENT_HEADER] as string) : null;
   let args = message.args;
   let kwargs = message.kwargs;
   if (event !== null) {
@@ -79,7 +103,19 @@ export function prepare(delivery: Delivery, tasks: ReadonlyMap<string, Task<neve
   } else if (task.options.params && Object.keys(kwargs).length > 0) {
     ({ args, kwargs } = mapParams(task.options.params, args, kwargs));
   }
-  return { delivery, message, task, id, name, args, kwargs, event, eta, expires, retries: message.headers.retries ?? 0 };
+  return {
+    delivery,
+    message,
+    task,
+    id,
+    name,
+    args,
+    kwargs,
+    event,
+    eta,
+    expires,
+    retries: message.headers.retries ?? 0,
+  };
 }
 
 /** Places keyword args named in `params` at their positions; the rest stay kwargs. */

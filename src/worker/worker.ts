@@ -8,7 +8,7 @@ import type { HealthReport } from '../health.js';
 import type { Logger } from '../logging.js';
 import type { SignatureJson } from '../messages/types.js';
 import type { Publisher } from '../publisher/publisher.js';
-import { failureMeta, revokedMeta, retryMeta, stateMeta, successMeta } from '../results/exceptions.js';
+import { failureMeta, retryMeta, revokedMeta, stateMeta, successMeta } from '../results/exceptions.js';
 import type { ResultMeta, TaskState } from '../results/meta.js';
 import type { ResultSink } from '../results/sink.js';
 import type { WorkerEventMap } from './events.js';
@@ -88,14 +88,17 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     super();
     this.#core = core;
     const concurrency = options.concurrency ?? 10;
-    if (!Number.isInteger(concurrency) || concurrency < 1) throw new ConfigError('concurrency', `expected an integer ≥ 1, got ${concurrency}`);
+    if (!Number.isInteger(concurrency) || concurrency < 1)
+      throw new ConfigError('concurrency', `expected an integer ≥ 1, got ${concurrency}`);
     const prefetch = options.prefetch ?? Math.min(concurrency, 100);
-    if (!Number.isInteger(prefetch) || prefetch < 0) throw new ConfigError('prefetch', `expected an integer ≥ 0, got ${prefetch}`);
+    if (!Number.isInteger(prefetch) || prefetch < 0)
+      throw new ConfigError('prefetch', `expected an integer ≥ 0, got ${prefetch}`);
     this.concurrency = concurrency;
     this.prefetch = prefetch;
     this.hostname = options.name ?? `celeriac@${osHostname()}`;
     const queues = options.queues ?? core.knownQueues();
-    if (!queues.length || queues.some((q) => typeof q !== 'string' || !q)) throw new ConfigError('queues', 'expected a non-empty list of queue names');
+    if (!queues.length || queues.some((q) => typeof q !== 'string' || !q))
+      throw new ConfigError('queues', 'expected a non-empty list of queue names');
     this.queues = [...new Set(queues)];
     this.#etaHorizonMs = toMs(options.etaHorizon ?? 1000, 'etaHorizon');
     this.#shutdownMs = toMs(options.shutdownTimeout ?? 30_000, 'shutdownTimeout');
@@ -104,27 +107,39 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   /** Connects and starts consuming. Resolves once the consumer is running. */
   async start(): Promise<void> {
-    if (this.#state !== 'new') throw new ConfigError('worker', `start() called on a worker that is ${this.#state}`);
+    if (this.#state !== 'new')
+      throw new ConfigError('worker', `start() called on a worker that is ${this.#state}`);
     this.#state = 'starting';
     this.#transport = await this.#core.transport();
     this.#sink = await this.#core.sink();
     for (const task of this.#core.tasks.values()) {
       if (task.options.timeLimit?.hard !== undefined) {
-        this.#log.warn({ task: task.name }, 'hard time limit on the async pool: the task fails at the limit, but its code cannot be killed and may keep running');
+        this.#log.warn(
+          { task: task.name },
+          'hard time limit on the async pool: the task fails at the limit, but its code cannot be killed and may keep running',
+        );
       }
     }
     // Subscriptions of this app's events whose tasks this worker serves are registered in the broker,
     // so publishers that do not know them (other services) reach them too.
     for (const sub of this.#core.subscriptions()) {
-      if (this.queues.includes(sub.queue)) await this.#transport.subscriptions.add(sub.event, { task: sub.task, queue: sub.queue });
+      if (this.queues.includes(sub.queue))
+        await this.#transport.subscriptions.add(sub.event, { task: sub.task, queue: sub.queue });
     }
-    this.#consumer = await this.#transport.consume(this.queues, (d) => this.#onDelivery(d), { prefetch: this.concurrency + this.prefetch });
+    this.#consumer = await this.#transport.consume(this.queues, (d) => this.#onDelivery(d), {
+      prefetch: this.concurrency + this.prefetch,
+    });
     this.#state = 'running';
     // Deliveries can arrive while consume() is starting (a queue that already holds messages):
     // they were reserved while the state was 'starting', so start running them now.
     this.#pump();
     this.#log.info({ queues: this.queues, concurrency: this.concurrency }, 'worker ready');
-    this.emit('worker-online', { hostname: this.hostname, queues: this.queues, concurrency: this.concurrency, at: Date.now() });
+    this.emit('worker-online', {
+      hostname: this.hostname,
+      queues: this.queues,
+      concurrency: this.concurrency,
+      at: Date.now(),
+    });
   }
 
   /**
@@ -145,7 +160,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     for (const timer of this.#waiting.values()) clearTimeout(timer);
     this.#waiting.clear();
     await Promise.all(unstarted.map((job) => this.#settle(job.delivery, 'requeue')));
-    if (unstarted.length) this.#log.info({ count: unstarted.length }, 'requeued reserved tasks that had not started');
+    if (unstarted.length)
+      this.#log.info({ count: unstarted.length }, 'requeued reserved tasks that had not started');
     if (this.#running.size || this.#settling) {
       const drained = new Promise<void>((resolve) => {
         this.#idle = resolve;
@@ -202,7 +218,14 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       return;
     }
     const job = prepared;
-    this.emit('task-received', { id: job.id, name: job.name, queue: delivery.queue, retries: job.retries, eta: job.message.headers.eta, at: Date.now() });
+    this.emit('task-received', {
+      id: job.id,
+      name: job.name,
+      queue: delivery.queue,
+      retries: job.retries,
+      eta: job.message.headers.eta,
+      at: Date.now(),
+    });
     const now = Date.now();
     if (job.expires !== null && job.expires <= now) {
       void this.#revokeExpired(job);
@@ -253,7 +276,13 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         try {
           job.args = await this.#core.validateArgs(task, job.args, 'worker');
         } catch (err) {
-          await this.#refuse(delivery, { reason: `args refused by the task's schema: ${(err as Error).message}`, excType: 'PayloadError', id: job.id, name: job.name, message: job.message });
+          await this.#refuse(delivery, {
+            reason: `args refused by the task's schema: ${(err as Error).message}`,
+            excType: 'PayloadError',
+            id: job.id,
+            name: job.name,
+            message: job.message,
+          });
           return;
         }
       }
@@ -262,7 +291,13 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       if (task.options.trackStarted ?? this.#core.config.trackStarted) {
         await this.#store(job, stateMeta(job.id, 'STARTED', { pid: process.pid, hostname: this.hostname }));
       }
-      this.emit('task-started', { id: job.id, name: job.name, queue: delivery.queue, retries: job.retries, at: running.started });
+      this.emit('task-started', {
+        id: job.id,
+        name: job.name,
+        queue: delivery.queue,
+        retries: job.retries,
+        at: running.started,
+      });
       const [hard, soft] = job.message.headers.timelimit ?? [null, null];
       const taskLimit = task.options.timeLimit;
       const outcome = await runTask({
@@ -276,8 +311,18 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         hostname: this.hostname,
         event: job.event,
         limits: {
-          hardMs: hard != null ? hard * 1000 : taskLimit?.hard !== undefined ? toMs(taskLimit.hard, 'timeLimit.hard') : null,
-          softMs: soft != null ? soft * 1000 : taskLimit?.soft !== undefined ? toMs(taskLimit.soft, 'timeLimit.soft') : null,
+          hardMs:
+            hard != null
+              ? hard * 1000
+              : taskLimit?.hard !== undefined
+                ? toMs(taskLimit.hard, 'timeLimit.hard')
+                : null,
+          softMs:
+            soft != null
+              ? soft * 1000
+              : taskLimit?.soft !== undefined
+                ? toMs(taskLimit.soft, 'timeLimit.soft')
+                : null,
         },
         external: running.abort.signal,
         updateState: (state, meta) => this.#store(job, stateMeta(job.id, state, meta)),
@@ -295,18 +340,34 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
   }
 
-  async #finish(job: Job, outcome: Outcome, runtimeMs: number, acksLate: boolean, log: Logger): Promise<void> {
+  async #finish(
+    job: Job,
+    outcome: Outcome,
+    runtimeMs: number,
+    acksLate: boolean,
+    log: Logger,
+  ): Promise<void> {
     const { delivery } = job;
     const ack = () => (acksLate ? this.#settle(delivery, 'ack') : Promise.resolve());
     switch (outcome.kind) {
       case 'success': {
         const followUps = this.#followUps(job, outcome.value);
-        await this.#store(job, successMeta(job.id, outcome.value, this.#extended(job, { children: followUps.children })));
-        if (followUps.requests.length) await this.#core.publisher.publishMany(followUps.requests.map((request) => ({ request })));
+        await this.#store(
+          job,
+          successMeta(job.id, outcome.value, this.#extended(job, { children: followUps.children })),
+        );
+        if (followUps.requests.length)
+          await this.#core.publisher.publishMany(followUps.requests.map((request) => ({ request })));
         await ack();
         this.stats.succeeded++;
         log.debug({ runtimeMs }, 'task succeeded');
-        this.emit('task-succeeded', { id: job.id, name: job.name, result: outcome.value, runtimeMs, at: Date.now() });
+        this.emit('task-succeeded', {
+          id: job.id,
+          name: job.name,
+          result: outcome.value,
+          runtimeMs,
+          at: Date.now(),
+        });
         return;
       }
       case 'retry': {
@@ -316,13 +377,34 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         await this.#store(job, retryMeta(job.id, outcome.error));
         await ack();
         this.stats.retried++;
-        log.info({ countdownMs: outcome.countdownMs, err: outcome.error ?? undefined }, 'task retry scheduled');
-        this.emit('task-retried', { id: job.id, name: job.name, error: outcome.error, retries: job.retries + 1, countdownMs: outcome.countdownMs, at: Date.now() });
+        log.info(
+          { countdownMs: outcome.countdownMs, err: outcome.error ?? undefined },
+          'task retry scheduled',
+        );
+        this.emit('task-retried', {
+          id: job.id,
+          name: job.name,
+          error: outcome.error,
+          retries: job.retries + 1,
+          countdownMs: outcome.countdownMs,
+          at: Date.now(),
+        });
         return;
       }
       case 'reject': {
         if (outcome.requeue) await this.#settle(delivery, 'requeue');
-        else await this.#refuse(delivery, { reason: `rejected: ${outcome.reason}`, excType: 'Reject', id: job.id, name: job.name, message: job.message }, false);
+        else
+          await this.#refuse(
+            delivery,
+            {
+              reason: `rejected: ${outcome.reason}`,
+              excType: 'Reject',
+              id: job.id,
+              name: job.name,
+              message: job.message,
+            },
+            false,
+          );
         return;
       }
       case 'ignore':
@@ -332,12 +414,20 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         await this.#store(job, failureMeta(job.id, outcome.error, this.#extended(job, {})));
         const errbacks = job.message.embed.errbacks ?? [];
         if (errbacks.length) {
-          await this.#core.publisher.publishMany(errbacks.map((sig) => ({ request: this.#signatureRequest(sig, [job.id], job) })));
+          await this.#core.publisher.publishMany(
+            errbacks.map((sig) => ({ request: this.#signatureRequest(sig, [job.id], job) })),
+          );
         }
         await ack();
         this.stats.failed++;
         log.warn({ err: outcome.error, runtimeMs }, 'task failed');
-        this.emit('task-failed', { id: job.id, name: job.name, error: outcome.error, runtimeMs, at: Date.now() });
+        this.emit('task-failed', {
+          id: job.id,
+          name: job.name,
+          error: outcome.error,
+          runtimeMs,
+          at: Date.now(),
+        });
       }
     }
   }
@@ -350,12 +440,18 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       const next = chain[chain.length - 1] as SignatureJson;
       requests.push(this.#signatureRequest(next, [value], job, chain.slice(0, -1)));
     }
-    for (const sig of job.message.embed.callbacks ?? []) requests.push(this.#signatureRequest(sig, [value], job));
+    for (const sig of job.message.embed.callbacks ?? [])
+      requests.push(this.#signatureRequest(sig, [value], job));
     const children = requests.map((r) => [[r.taskId, null], null]);
     return { requests, children };
   }
 
-  #signatureRequest(sig: SignatureJson, prepend: unknown[], parent: Job, chain: SignatureJson[] | null = null): SendRequest {
+  #signatureRequest(
+    sig: SignatureJson,
+    prepend: unknown[],
+    parent: Job,
+    chain: SignatureJson[] | null = null,
+  ): SendRequest {
     const options = sig.options ?? {};
     const args = sig.immutable ? [...(sig.args ?? [])] : [...prepend, ...(sig.args ?? [])];
     const taskId = typeof options.task_id === 'string' ? options.task_id : crypto.randomUUID();
@@ -371,7 +467,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       ignoreResult: options.ignore_result === true,
       shadow: null,
       timelimit: [null, null],
-      embed: { chain: chain && chain.length ? chain : null },
+      embed: { chain: chain?.length ? chain : null },
       parentId: parent.id,
       rootId: parent.message.headers.root_id,
     };
@@ -407,7 +503,14 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     if (job.message.headers.group) meta.group_id = job.message.headers.group;
     if (job.message.headers.parent_id) meta.parent_id = job.message.headers.parent_id;
     if (this.#core.config.resultExtended) {
-      Object.assign(meta, { name: job.name, args: job.message.args, kwargs: job.message.kwargs, worker: this.hostname, retries: job.retries, queue: job.delivery.queue });
+      Object.assign(meta, {
+        name: job.name,
+        args: job.message.args,
+        kwargs: job.message.kwargs,
+        worker: this.hostname,
+        retries: job.retries,
+        queue: job.delivery.queue,
+      });
     }
     return meta;
   }
@@ -424,14 +527,28 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     try {
       if (storeFailure && refusal.id && this.#sink && refusal.message?.headers.ignore_result !== true) {
         const error = Object.assign(new Error(refusal.reason), { name: refusal.excType });
-        await this.#sink.store(failureMeta(refusal.id, error, {}), { expiresMs: this.#core.config.resultExpiresMs });
+        await this.#sink.store(failureMeta(refusal.id, error, {}), {
+          expiresMs: this.#core.config.resultExpiresMs,
+        });
       }
       await this.#settle(delivery, 'dead', refusal.reason);
       this.stats.rejected++;
-      this.#log.error({ taskId: refusal.id, task: refusal.name, queue: delivery.queue, reason: refusal.reason }, 'message dead-lettered');
-      this.emit('task-rejected', { id: refusal.id, name: refusal.name, queue: delivery.queue, reason: refusal.reason, at: Date.now() });
+      this.#log.error(
+        { taskId: refusal.id, task: refusal.name, queue: delivery.queue, reason: refusal.reason },
+        'message dead-lettered',
+      );
+      this.emit('task-rejected', {
+        id: refusal.id,
+        name: refusal.name,
+        queue: delivery.queue,
+        reason: refusal.reason,
+        at: Date.now(),
+      });
     } catch (err) {
-      this.#log.error({ err, queue: delivery.queue, reason: refusal.reason }, 'could not dead-letter message; it will be redelivered');
+      this.#log.error(
+        { err, queue: delivery.queue, reason: refusal.reason },
+        'could not dead-letter message; it will be redelivered',
+      );
     }
   }
 
@@ -456,7 +573,9 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #track(promise: Promise<void>, what: string, id: string): void {
     this.#settling++;
     promise
-      .catch((err) => this.#log.error({ err, taskId: id }, `could not ${what} message; it will be redelivered`))
+      .catch((err) =>
+        this.#log.error({ err, taskId: id }, `could not ${what} message; it will be redelivered`),
+      )
       .finally(() => {
         this.#settling--;
         this.#checkIdle();
@@ -473,8 +592,22 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 }
 
 const STANDARD_HEADERS = new Set([
-  'lang', 'task', 'id', 'shadow', 'eta', 'expires', 'group', 'group_index', 'retries', 'timelimit',
-  'root_id', 'parent_id', 'argsrepr', 'kwargsrepr', 'origin', 'ignore_result',
+  'lang',
+  'task',
+  'id',
+  'shadow',
+  'eta',
+  'expires',
+  'group',
+  'group_index',
+  'retries',
+  'timelimit',
+  'root_id',
+  'parent_id',
+  'argsrepr',
+  'kwargsrepr',
+  'origin',
+  'ignore_result',
 ]);
 
 export type { TaskState };

@@ -1,13 +1,18 @@
 import { afterEach } from 'vitest';
-import { Celeriac } from '../../src/index.js';
 import type { CeleriacConfig } from '../../src/index.js';
+import { Celeriac } from '../../src/index.js';
 
 const open: Celeriac[] = [];
 
 /** A Celeriac app on its own in-process memory broker and sink, closed after each test. */
 export function testApp(config: CeleriacConfig = {}): Celeriac {
   const name = `t${Math.random().toString(36).slice(2)}`;
-  const app = new Celeriac({ broker: `memory://${name}`, results: `memory://${name}`, logger: 'silent', ...config });
+  const app = new Celeriac({
+    broker: `memory://${name}`,
+    results: `memory://${name}`,
+    logger: 'silent',
+    ...config,
+  });
   open.push(app);
   return app;
 }
@@ -20,7 +25,11 @@ afterEach(async () => {
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Waits until `check()` is true (checked on each macrotask), failing after `timeoutMs`. */
-export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+  what = 'condition',
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);

@@ -37,13 +37,17 @@ describe('events', () => {
     expect(await (await app.transport()).depth('celery')).toBe(0);
   });
 
-  it('one failing subscriber never blocks or loses another subscriber\'s copy', async () => {
+  it("one failing subscriber never blocks or loses another subscriber's copy", async () => {
     const app = testApp();
     let okRuns = 0;
     const ok = app.task('ok', () => ++okRuns);
-    const bad = app.task('bad', () => {
-      throw new Error('subscriber down');
-    }, { retry: { max: 1, base: 5 }, autoretryFor: [Error] });
+    const bad = app.task(
+      'bad',
+      () => {
+        throw new Error('subscriber down');
+      },
+      { retry: { max: 1, base: 5 }, autoretryFor: [Error] },
+    );
     const e = app.event('thing.happened');
     e.subscribe(bad).subscribe(ok);
     await app.worker({ concurrency: 1 }).start();
@@ -60,16 +64,24 @@ describe('events', () => {
     await e.publish({ order: 7, amount: 12.5 });
     const transport = await app.transport();
     const seen: unknown[] = [];
-    const consumer = await transport.consume(['py'], (d) => {
-      seen.push(d.message);
-      void transport.ack(d);
-    }, { prefetch: 1 });
+    const consumer = await transport.consume(
+      ['py'],
+      (d) => {
+        seen.push(d.message);
+        void transport.ack(d);
+      },
+      { prefetch: 1 },
+    );
     await until(() => seen.length === 1);
     await consumer.cancel();
     const msg = seen[0] as { headers: Record<string, unknown>; body: string };
     expect(msg.headers.task).toBe('py.tasks.record_payment');
     expect(msg.headers.celeriac_event).toBe('order.paid');
-    expect(JSON.parse(msg.body)).toEqual([[], { order: 7, amount: 12.5 }, { callbacks: null, errbacks: null, chain: null, chord: null }]);
+    expect(JSON.parse(msg.body)).toEqual([
+      [],
+      { order: 7, amount: 12.5 },
+      { callbacks: null, errbacks: null, chain: null, chord: null },
+    ]);
   });
 
   it('subscriptions registered in the broker by another service are reached without naming them', async () => {

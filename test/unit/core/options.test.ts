@@ -51,7 +51,9 @@ describe('call options on the memory broker', () => {
   it('queue, routes and custom headers reach the worker', async () => {
     const app = testApp({ routes: { 'mail.*': { queue: 'mail' } } });
     const seen: Array<[string, unknown]> = [];
-    const send = app.task('mail.send', (ctx) => seen.push([ctx.queue, ctx.headers['x-trace']]), { bind: true });
+    const send = app.task('mail.send', (ctx) => seen.push([ctx.queue, ctx.headers['x-trace']]), {
+      bind: true,
+    });
     const other = app.task('other', (ctx) => seen.push([ctx.queue, null]), { bind: true });
     await app.worker({ queues: ['mail', 'celery', 'special'] }).start();
     await (await send.applyAsync({ headers: { 'x-trace': 'abc' } })).get({ timeout: 2000 });

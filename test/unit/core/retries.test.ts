@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Ignore, Reject, Retry, TaskError } from '../../../src/index.js';
-import { retryDelay, resolveRetry } from '../../../src/worker/backoff.js';
+import { resolveRetry, retryDelay } from '../../../src/worker/backoff.js';
 import { testApp, until } from '../../helpers/app.js';
 
 class Flaky extends Error {}
@@ -28,10 +28,10 @@ describe('retries', () => {
       },
       { bind: true },
     );
-    await app.worker().start();
     const r = await t.delay();
     const states: string[] = [];
     await r.watch((m) => states.push(m.status));
+    await app.worker().start();
     expect(await r.get({ timeout: 3000 })).toBe('done');
     expect(seen).toEqual([
       [r.id, 0],

@@ -1,7 +1,14 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
 import type { AsyncResult, TaskContext } from '../../../src/index.js';
-import { ConfigError, currentTask, NoResultSinkError, PayloadError, TaskError, TimeoutError } from '../../../src/index.js';
+import {
+  ConfigError,
+  currentTask,
+  NoResultSinkError,
+  PayloadError,
+  TaskError,
+  TimeoutError,
+} from '../../../src/index.js';
 import { testApp, until } from '../../helpers/app.js';
 
 describe('tasks end to end on the memory broker', () => {
@@ -76,7 +83,9 @@ describe('tasks end to end on the memory broker', () => {
 
   it('an args schema refuses a bad call at delay()', async () => {
     const app = testApp();
-    const add = app.task('add', (a: number, b: number) => a + b, { argsSchema: z.tuple([z.number(), z.number()]) });
+    const add = app.task('add', (a: number, b: number) => a + b, {
+      argsSchema: z.tuple([z.number(), z.number()]),
+    });
     await expect(add.delay('x' as unknown as number, 1)).rejects.toBeInstanceOf(PayloadError);
     await expect(add.delay('x' as unknown as number, 1)).rejects.toThrow(/task add args: 0: /);
   });

@@ -4,7 +4,14 @@ import { TaskError } from '../../../src/index.js';
 import { testApp, until } from '../../helpers/app.js';
 
 function wire(headers: Record<string, unknown>, body: string, contentType = 'application/json'): WireMessage {
-  return { headers, properties: { correlation_id: headers.id, delivery_mode: 2 }, priority: 0, contentType, contentEncoding: 'utf-8', body };
+  return {
+    headers,
+    properties: { correlation_id: headers.id, delivery_mode: 2 },
+    priority: 0,
+    contentType,
+    contentEncoding: 'utf-8',
+    body,
+  };
 }
 
 describe('worker: bad input never crashes it', () => {
@@ -34,7 +41,10 @@ describe('worker: bad input never crashes it', () => {
     expect(reasons['id-ct']).toMatch(/content.type|x-python-serialize/i);
     expect(reasons['id-noname']).toMatch(/task/);
     expect(reasons['id-schema']).toMatch(/schema/);
-    const failure = (await app.asyncResult('id-unknown').get({ timeout: 1000 }).catch((e: unknown) => e)) as TaskError;
+    const failure = (await app
+      .asyncResult('id-unknown')
+      .get({ timeout: 1000 })
+      .catch((e: unknown) => e)) as TaskError;
     expect(failure).toBeInstanceOf(TaskError);
     expect(failure.excType).toBe('NotRegistered');
     expect(await app.asyncResult('id-schema').state()).toBe('FAILURE');
