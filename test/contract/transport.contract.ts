@@ -307,11 +307,15 @@ export function transportContract(
       expect(messageId(third?.message)).toBe(messageId(sent[2]));
       await c2.quiet(); // the two held by c1 are not redelivered while c1 owns them
       expect(c1.deliveries).toHaveLength(2);
+      // Settled, c1 would have all its credit back: a cancelled consumer must still get nothing.
       await t.ack(held[0] as Delivery);
       await t.requeue(held[1] as Delivery);
-      const [, back] = await c2.until(2);
-      expect(messageId(back?.message)).toBe(messageId(sent[1]));
+      const more = [4, 5, 6, 7].map((n) => testMessage({ args: [n] }));
+      await t.publish(outgoing(q, more));
+      const got = await c2.until(6);
+      const back = got.find((d) => messageId(d.message) === messageId(sent[1]));
       expect(back?.deliveryCount).toBe(2);
+      expect(ids(got.filter((d) => d !== back && d !== third))).toEqual(more.map((m) => messageId(m)));
       await c2.quiet();
       expect(c1.deliveries).toHaveLength(2);
     });
@@ -489,6 +493,24 @@ export function transportContract(
       expect(firstSix.filter((d) => d.queue === qb).length).toBeGreaterThanOrEqual(2);
       expect(ids(got.filter((d) => d.queue === qa))).toEqual(a.map((m) => messageId(m)));
       expect(ids(got.filter((d) => d.queue === qb))).toEqual(b.map((m) => messageId(m)));
+    });
+
+    it('competing consumers on two connections get each message exactly once', async () => {
+      const t1 = await open();
+      const t2 = await open();
+      const q = queue('compete');
+      const c1 = await collect(t1, [q], 3);
+      const c2 = await collect(t2, [q], 3);
+      await c1.autoAck();
+      await c2.autoAck();
+      const sent = Array.from({ length: 30 }, () => testMessage());
+      await t1.publish(outgoing(q, sent));
+      const deadline = Date.now() + waitMs;
+      while (c1.deliveries.length + c2.deliveries.length < sent.length && Date.now() < deadline)
+        await sleep(5);
+      await sleep(quietMs);
+      const got = [...ids(c1.deliveries), ...ids(c2.deliveries)];
+      expect(got.sort()).toEqual(sent.map((m) => messageId(m)).sort());
     });
 
     it('subscriptions: add, list, remove', async () => {
