@@ -315,7 +315,7 @@ export class Celeriac {
         taskId: subscriberTaskId(eventId, task),
         eta: null,
         expires: null,
-        priority: this.#tasks.get(task)?.options.priority ?? 0,
+        priority: this.#tasks.get(task)?.options.priority,
         queue,
         headers: { [EVENT_HEADER]: name, [EVENT_ID_HEADER]: eventId },
         ignoreResult: this.#tasks.get(task)?.options.ignoreResult ?? false,

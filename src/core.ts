@@ -38,8 +38,8 @@ export interface SendRequest {
   taskId?: string | undefined;
   eta: number | null;
   expires: number | null;
-  /** API priority 0–9, 9 most urgent. */
-  priority: number;
+  /** API priority 0–9, 9 most urgent; undefined: the transport's default (Celery's wire default). */
+  priority?: number | undefined;
   queue?: string | undefined;
   headers?: Record<string, unknown> | undefined;
   ignoreResult: boolean;

@@ -194,7 +194,7 @@ export function toSendRequest(
     taskId: options.taskId,
     eta,
     expires,
-    priority: priority ?? 0,
+    priority,
     queue: options.queue ?? defaults.queue,
     headers: options.headers,
     ignoreResult: options.ignoreResult ?? defaults.ignoreResult ?? false,

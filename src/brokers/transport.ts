@@ -17,11 +17,17 @@ export interface Transport {
   readonly kind: string;
   /** True when a message published here is visible to other processes (false for memory://). */
   readonly shared: boolean;
+  /**
+   * The API priority (0–9, 9 most urgent) of a message sent without one, chosen so that such a
+   * message looks on the wire exactly like Python Celery's default (wire priority 0): 0 on AMQP and
+   * memory, 9 on Redis (kombu serves wire 0 first). Default 0.
+   */
+  readonly defaultPriority?: number;
 
   /** Opens connections. Idempotent. Publishing or consuming connects on first use too. */
   connect(): Promise<void>;
   /**
-   * Publishes messages, in order. All-or-nothing where the broker allows it (one script on Redis,
+   * Publishes messages, in order. The whole batch is validated before anything is sent. All-or-nothing where the broker allows it (one script on Redis,
    * one confirmed batch on AMQP): this is how an event reaches all of its subscribers or none.
    */
   publish(messages: readonly OutgoingMessage[]): Promise<void>;
@@ -84,7 +90,7 @@ export interface Consumer {
 
 /** A message handed to a consumer. */
 export interface Delivery {
-  /** Adapter-specific id of this delivery (unique while unsettled). */
+  /** Adapter-specific id of this delivery: unique per delivery, so a stale one cannot settle a later delivery. */
   readonly tag: string;
   readonly queue: string;
   /**

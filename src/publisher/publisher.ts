@@ -41,20 +41,20 @@ export class Publisher {
   async publishMany(
     items: ReadonlyArray<{ request: SendRequest; taskQueue?: string | undefined }>,
   ): Promise<Sent[]> {
+    const transport = await this.#transport();
     const out: OutgoingMessage[] = [];
     const sent: Sent[] = [];
     for (const { request, taskQueue } of items) {
-      const built = this.build(request, taskQueue);
+      const built = this.build(request, taskQueue, transport.defaultPriority ?? 0);
       out.push(built);
       sent.push({ id: built.message.headers.id as string, queue: built.queue });
     }
-    const transport = await this.#transport();
     await transport.publish(out);
     return sent;
   }
 
   /** Builds the wire message for a request (throws PayloadError for what JSON cannot carry). */
-  build(request: SendRequest, taskQueue?: string): OutgoingMessage {
+  build(request: SendRequest, taskQueue?: string, defaultPriority = 0): OutgoingMessage {
     const id = request.taskId ?? uuid4();
     const queue = this.#router.queueFor(request.name, request.queue, taskQueue);
     const message = buildTaskMessage({
@@ -64,7 +64,7 @@ export class Publisher {
       kwargs: request.kwargs,
       eta: request.eta,
       expires: request.expires,
-      priority: request.priority,
+      priority: request.priority ?? defaultPriority,
       retries: request.retries ?? 0,
       timelimit: request.timelimit,
       rootId: request.rootId ?? id,

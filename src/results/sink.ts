@@ -10,7 +10,7 @@ export interface ResultSink {
   /** True when results stored here are visible to other processes (false for memory://). */
   readonly shared: boolean;
   connect(): Promise<void>;
-  /** Stores a state for a task (overwriting the previous one) and notifies waiters. */
+  /** Stores a state for a task (overwriting the previous one) and notifies waiters. `expiresMs` ≤ 0: never expires. */
   store(meta: ResultMeta, options: { expiresMs: number }): Promise<void>;
   /** The latest stored meta, or null (PENDING: never stored, expired, or forgotten). */
   get(taskId: string): Promise<ResultMeta | null>;
@@ -27,6 +27,7 @@ export interface ResultSink {
   /** Atomic counter (for chords): adds `by` to `key`, sets its expiry, returns the new value. */
   incr(key: string, by: number, options: { expiresMs: number }): Promise<number>;
   health(): HealthReport;
+  /** Closes connections; pending `wait()` calls reject with ClosedError. */
   close(): Promise<void>;
 }
 

@@ -462,7 +462,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       taskId,
       eta: null,
       expires: null,
-      priority: typeof options.priority === 'number' ? options.priority : 0,
+      priority: typeof options.priority === 'number' ? options.priority : undefined,
       queue: typeof options.queue === 'string' ? options.queue : this.#core.queueOf(sig.task),
       ignoreResult: options.ignore_result === true,
       shadow: null,
