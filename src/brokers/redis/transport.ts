@@ -64,6 +64,8 @@ interface PendingPublish {
 export class RedisTransport implements Transport {
   readonly kind = 'redis';
   readonly shared = true;
+  /** A message sent without a priority goes where Python's default goes: wire 0, the main list. */
+  readonly defaultPriority = 9;
   readonly deadLetters: DeadLetterStore;
   readonly subscriptions: SubscriptionRegistry;
   readonly keys: KeyLayout;
