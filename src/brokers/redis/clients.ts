@@ -107,23 +107,33 @@ export class ConnectionWatch {
   }
 }
 
-/** Connects a lazy client (idempotent; resolves once it is ready). */
+/**
+ * Resolves once the client is ready; rejects on the first failed attempt (the client keeps
+ * reconnecting in the background, so later commands still go through when Redis comes back).
+ */
 export async function ensureConnected(client: RedisClient): Promise<void> {
   if (client.status === 'ready') return;
-  if (client.status === 'wait') {
-    await client.connect();
-    return;
-  }
   await new Promise<void>((resolve, reject) => {
-    const onReady = () => {
+    const done = (): void => {
+      client.off('ready', onReady);
+      client.off('error', onError);
       client.off('end', onEnd);
+    };
+    const onReady = (): void => {
+      done();
       resolve();
     };
-    const onEnd = () => {
-      client.off('ready', onReady);
+    const onError = (err: Error): void => {
+      done();
+      reject(err);
+    };
+    const onEnd = (): void => {
+      done();
       reject(new Error('connection ended'));
     };
-    client.once('ready', onReady);
-    client.once('end', onEnd);
+    client.on('ready', onReady);
+    client.on('error', onError);
+    client.on('end', onEnd);
+    if (client.status === 'wait') client.connect().catch(() => {});
   });
 }
