@@ -7,7 +7,12 @@ function io(tty: boolean, answer: boolean): CliIO & { err: () => string } {
   let err = '';
   return {
     stdout: { write: () => undefined, isTTY: tty },
-    stderr: { write: (s) => void (err += s), isTTY: tty },
+    stderr: {
+      write: (s) => {
+        err += s;
+      },
+      isTTY: tty,
+    },
     confirm: async () => answer,
     err: () => err,
   };

@@ -6,8 +6,18 @@ export async function runCli(argv: string[], options: { tty?: boolean; answer?: 
   let stdout = '';
   let stderr = '';
   const io: CliIO = {
-    stdout: { write: (s) => void (stdout += s), isTTY: options.tty ?? false },
-    stderr: { write: (s) => void (stderr += s), isTTY: options.tty ?? false },
+    stdout: {
+      write: (s) => {
+        stdout += s;
+      },
+      isTTY: options.tty ?? false,
+    },
+    stderr: {
+      write: (s) => {
+        stderr += s;
+      },
+      isTTY: options.tty ?? false,
+    },
     confirm: async () => options.answer ?? false,
   };
   const code = await main(argv, io);
