@@ -7,6 +7,8 @@ import { ConfigError } from './errors.js';
 import type { AsyncResult } from './result.js';
 import type { StandardSchemaV1 } from './schema.js';
 import { Signature } from './signature.js';
+import type { PoolKind } from './worker/pool.js';
+import type { Rate } from './worker/rate-limit.js';
 
 /** How a task retries. `max` retries after the first run; delays grow from `base` up to `cap`. */
 export interface RetryPolicy {
@@ -49,6 +51,10 @@ export interface TaskOptions {
   acksLate?: boolean;
   /** Store STARTED when the task starts. Default: the app's `trackStarted`. */
   trackStarted?: boolean;
+  /** Run on this pool instead of the worker's default: `threads` for CPU work, `process` for isolation and hard kills. */
+  pool?: PoolKind;
+  /** At most this many starts per second on each worker (Celery's `rate_limit`): a number, or `'100/s'`, `'10/m'`, `'5/h'`. */
+  rateLimit?: Rate;
 }
 
 /** Options of one call (Celery's `apply_async`). Durations in ms or with a unit; `eta` and `expires` also take a Date. */

@@ -58,6 +58,14 @@ export interface Transport {
   readonly deadLetters: DeadLetterStore;
   /** Event subscriptions registered in the broker by any service (see DESIGN.md §2, Events). */
   readonly subscriptions: SubscriptionRegistry;
+  /**
+   * Fan-out channels, as Celery's fanout exchanges (`celery.pidbox` for remote control, `celeryev`
+   * for monitoring events): at-most-once, delivered to live subscribers only. Optional while an
+   * adapter does not have it; remote control and monitoring events need it.
+   */
+  readonly fanout?: Fanout;
+  /** Revoked task ids, kept in the broker's store with an expiry, so workers that start later see them too. */
+  readonly revocations?: RevocationStore;
 
   health(): HealthReport;
   /** Closes every connection. Unsettled deliveries go back to their queues (broker-side). */
@@ -136,6 +144,32 @@ export interface SubscriptionRegistry {
   add(event: string, subscription: Subscription): Promise<void>;
   remove(event: string, subscription: Subscription): Promise<void>;
   list(event: string): Promise<Subscription[]>;
+}
+
+/**
+ * Fan-out messaging (Celery's fanout exchanges). On Redis: PUBLISH on `/<db>.<exchange>/<routing key>`
+ * with kombu's envelope, as kombu does; on AMQP: a fanout/topic exchange; in memory: in-process.
+ */
+export interface Fanout {
+  /** Sends a message to every live subscriber of `exchange` whose binding matches `routingKey`. */
+  publish(exchange: string, routingKey: string, message: WireMessage): Promise<void>;
+  /**
+   * Receives messages published on `exchange` whose routing key matches `bindingKey` (AMQP topic
+   * syntax: `#` any words, `*` one word; `''` or `#` everything). Returns an unsubscribe function.
+   */
+  subscribe(
+    exchange: string,
+    bindingKey: string,
+    onMessage: (message: WireMessage, routingKey: string) => void,
+  ): Promise<() => Promise<void>>;
+}
+
+/** Revoked task ids with an expiry (Celery keeps them in worker memory only; we keep them in the broker). */
+export interface RevocationStore {
+  /** Records ids as revoked until `expiresAt` (epoch ms). */
+  add(ids: readonly string[], expiresAt: number): Promise<void>;
+  /** Ids revoked and not yet expired. */
+  list(): Promise<string[]>;
 }
 
 /** Builds a transport from a parsed URL. Adapters register one per scheme. */

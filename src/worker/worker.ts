@@ -1,30 +1,40 @@
-import { hostname as osHostname } from 'node:os';
+import { availableParallelism, hostname as osHostname } from 'node:os';
 import type { Consumer, Delivery, Transport } from '../brokers/transport.js';
-import type { AppCore, SendRequest } from '../core.js';
+import type { AppCore } from '../core.js';
 import type { Duration } from '../duration.js';
 import { toMs } from '../duration.js';
 import { ConfigError } from '../errors.js';
 import type { HealthReport } from '../health.js';
+import { aggregate } from '../health.js';
 import type { Logger } from '../logging.js';
-import type { SignatureJson } from '../messages/types.js';
 import type { Publisher } from '../publisher/publisher.js';
 import { failureMeta, retryMeta, revokedMeta, stateMeta, successMeta } from '../results/exceptions.js';
-import type { ResultMeta, TaskState } from '../results/meta.js';
+import type { ResultMeta } from '../results/meta.js';
 import type { ResultSink } from '../results/sink.js';
 import type { WorkerEventMap } from './events.js';
 import { TypedEmitter } from './events.js';
 import type { Outcome } from './execute.js';
-import { runTask } from './execute.js';
+import { errbackRequests, followUps, retryRequest } from './follow-ups.js';
+import type { Pool, PoolKind } from './pool.js';
+import { POOL_KINDS } from './pool.js';
+import { createPool } from './pools/index.js';
 import type { Job, Refusal } from './prepare.js';
 import { isRefusal, prepare } from './prepare.js';
+import type { Rate } from './rate-limit.js';
+import { parseRate, TokenBucket } from './rate-limit.js';
+import { RecentSet } from './recent.js';
 
 /** Options of `app.worker()`. */
 export interface WorkerOptions {
   /** Queues to consume. Default: the default queue plus every queue the app's tasks and routes name. */
   queues?: readonly string[];
-  /** Tasks run at once. Default 10. */
+  /** Tasks run at once on the default pool. Default 10. */
   concurrency?: number;
-  /** Messages reserved beyond `concurrency` (so a long task never holds many back). Default: concurrency, at most 100. */
+  /** The default pool: `async` (the event loop, default), `threads` or `process`. Tasks may pick another with their `pool` option. */
+  pool?: PoolKind;
+  /** Sizes of the other pools that tasks ask for. Default: the number of CPUs. */
+  poolSizes?: Partial<Record<PoolKind, number>>;
+  /** Messages reserved beyond the pools' sizes (so a long task never holds many back). Default: 1. */
   prefetch?: number;
   /** Node name, `celeriac@<host>` by default (Celery's `-n`). */
   name?: string;
@@ -32,6 +42,14 @@ export interface WorkerOptions {
   etaHorizon?: Duration;
   /** How long `stop()` lets in-flight tasks finish. Default 30s. */
   shutdownTimeout?: Duration;
+  /** The module that exports the app, loaded in each thread or child (threads and process pools). */
+  appModule?: string;
+  /** Replace a thread or child after this many tasks (threads and process pools). */
+  maxTasksPerChild?: number;
+  /** Replace a thread or child whose memory exceeds this many bytes after a task (threads and process pools). */
+  maxMemoryPerChild?: number;
+  /** How many recently succeeded (task, id) pairs are remembered to drop redelivered duplicates. Default 10,000; 0 turns it off. */
+  idempotencyWindow?: number;
 }
 
 /** @internal what the app gives a worker. */
@@ -45,8 +63,24 @@ export interface WorkerCore extends AppCore {
   queueOf(taskName: string): string;
 }
 
+/** A task as remote control reports it (Celery's `inspect active` / `reserved` entry). */
+export interface TaskInfo {
+  id: string;
+  name: string;
+  args: unknown[];
+  kwargs: Record<string, unknown>;
+  type: string;
+  hostname: string;
+  time_start: number | null;
+  acknowledged: boolean;
+  delivery_info: { exchange: string; routing_key: string; priority: number; redelivered: boolean };
+  worker_pid: number | null;
+  eta?: string | null;
+}
+
 interface Running {
   job: Job;
+  pool: PoolKind;
   started: number;
   abort: AbortController;
   /** Set when stop() gave up on the task: its late outcome is not settled. */
@@ -54,9 +88,10 @@ interface Running {
 }
 
 /**
- * Consumes task messages and runs them on the event loop with a concurrency limit. Acks after the
- * task finishes (at-least-once), parks eta messages in the broker, dead-letters bad input with a
- * reason and keeps serving. Create with `app.worker()`; nothing happens until `start()`.
+ * Consumes task messages and runs them in pools (the event loop by default) with a concurrency
+ * limit. Acks after the task finishes (at-least-once), parks eta messages in the broker,
+ * dead-letters bad input with a reason and keeps serving. Create with `app.worker()`; nothing
+ * happens until `start()`.
  *
  * @example
  * const worker = app.worker({ queues: ['celery'], concurrency: 50 });
@@ -65,78 +100,139 @@ interface Running {
  */
 export class Worker extends TypedEmitter<WorkerEventMap> {
   readonly hostname: string;
-  readonly queues: readonly string[];
-  readonly concurrency: number;
+  readonly defaultPool: PoolKind;
   readonly prefetch: number;
   readonly #core: WorkerCore;
+  readonly #options: WorkerOptions;
   readonly #log: Logger;
   readonly #etaHorizonMs: number;
   readonly #shutdownMs: number;
+  #queues: string[];
   #transport: Transport | null = null;
   #sink: ResultSink | null = null;
   #consumer: Consumer | null = null;
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
-  readonly #reserved: Job[] = [];
+  readonly #sizes: Record<PoolKind, number>;
+  readonly #pools = new Map<PoolKind, Pool>();
+  readonly #reserved: Record<PoolKind, Job[]> = { async: [], threads: [], process: [] };
   readonly #waiting = new Map<Job, NodeJS.Timeout>();
   readonly #running = new Set<Running>();
+  readonly #revoked = new Set<string>();
+  readonly #recent: RecentSet;
+  readonly #limits = new Map<string, TokenBucket>();
+  readonly #timeLimits = new Map<string, { softMs: number | null; hardMs: number | null }>();
   #settling = 0;
   #idle: (() => void) | null = null;
-  readonly stats = { received: 0, succeeded: 0, failed: 0, retried: 0, revoked: 0, rejected: 0 };
+  readonly #startedAt = Date.now();
+  readonly stats = {
+    received: 0,
+    succeeded: 0,
+    failed: 0,
+    retried: 0,
+    revoked: 0,
+    rejected: 0,
+    duplicates: 0,
+  };
 
   /** @internal use `app.worker()`. */
   constructor(core: WorkerCore, options: WorkerOptions = {}) {
     super();
     this.#core = core;
+    this.#options = options;
     const concurrency = options.concurrency ?? 10;
     if (!Number.isInteger(concurrency) || concurrency < 1)
       throw new ConfigError('concurrency', `expected an integer ≥ 1, got ${concurrency}`);
-    const prefetch = options.prefetch ?? Math.min(concurrency, 100);
+    const prefetch = options.prefetch ?? 1;
     if (!Number.isInteger(prefetch) || prefetch < 0)
       throw new ConfigError('prefetch', `expected an integer ≥ 0, got ${prefetch}`);
-    this.concurrency = concurrency;
+    const pool = options.pool ?? 'async';
+    if (!POOL_KINDS.includes(pool))
+      throw new ConfigError('pool', `expected one of ${POOL_KINDS.join(', ')}, got '${String(pool)}'`);
+    this.defaultPool = pool;
     this.prefetch = prefetch;
+    const cpus = availableParallelism();
+    this.#sizes = { async: cpus, threads: cpus, process: cpus, ...options.poolSizes, [pool]: concurrency };
+    for (const [kind, size] of Object.entries(this.#sizes)) {
+      if (!Number.isInteger(size) || size < 1)
+        throw new ConfigError(`poolSizes.${kind}`, `expected an integer ≥ 1, got ${size}`);
+    }
     this.hostname = options.name ?? `celeriac@${osHostname()}`;
     const queues = options.queues ?? core.knownQueues();
     if (!queues.length || queues.some((q) => typeof q !== 'string' || !q))
       throw new ConfigError('queues', 'expected a non-empty list of queue names');
-    this.queues = [...new Set(queues)];
+    this.#queues = [...new Set(queues)];
     this.#etaHorizonMs = toMs(options.etaHorizon ?? 1000, 'etaHorizon');
     this.#shutdownMs = toMs(options.shutdownTimeout ?? 30_000, 'shutdownTimeout');
+    this.#recent = new RecentSet(options.idempotencyWindow ?? 10_000);
     this.#log = core.log.child({ worker: this.hostname });
+    for (const task of core.tasks.values()) {
+      const perSecond = parseRate(task.options.rateLimit, `task ${task.name}: rateLimit`);
+      if (perSecond > 0) this.#limits.set(task.name, new TokenBucket(perSecond));
+    }
   }
 
-  /** Connects and starts consuming. Resolves once the consumer is running. */
+  /** Tasks run at once on the default pool. */
+  get concurrency(): number {
+    return this.#sizes[this.defaultPool];
+  }
+
+  /** Queues consumed now. */
+  get queues(): readonly string[] {
+    return this.#queues;
+  }
+
+  /** Connects, starts the pools and starts consuming. Resolves once the consumer is running. */
   async start(): Promise<void> {
     if (this.#state !== 'new')
       throw new ConfigError('worker', `start() called on a worker that is ${this.#state}`);
     this.#state = 'starting';
-    this.#transport = await this.#core.transport();
-    this.#sink = await this.#core.sink();
-    for (const task of this.#core.tasks.values()) {
-      if (task.options.timeLimit?.hard !== undefined) {
-        this.#log.warn(
-          { task: task.name },
-          'hard time limit on the async pool: the task fails at the limit, but its code cannot be killed and may keep running',
-        );
+    try {
+      this.#transport = await this.#core.transport();
+      this.#sink = await this.#core.sink();
+      for (const kind of this.#poolKinds()) {
+        const pool = await createPool(kind, {
+          size: this.#sizes[kind],
+          log: this.#log.child({ pool: kind }),
+          appModule: this.#options.appModule,
+          maxTasksPerChild: this.#options.maxTasksPerChild,
+          maxMemoryPerChild: this.#options.maxMemoryPerChild,
+        });
+        await pool.start();
+        this.#pools.set(kind, pool);
       }
+      for (const task of this.#core.tasks.values()) {
+        if (task.options.timeLimit?.hard !== undefined && this.#poolOf(task.options.pool) === 'async') {
+          this.#log.warn(
+            { task: task.name },
+            'hard time limit on the async pool: the task fails at the limit, but code on the event loop cannot be killed and may keep running (use pool: "threads" or "process")',
+          );
+        }
+      }
+      for (const id of (await this.#transport.revocations?.list()) ?? []) this.#revoked.add(id);
+      // Subscriptions of this app's events whose tasks this worker serves are registered in the
+      // broker, so publishers that do not know them (other services) reach them too.
+      for (const sub of this.#core.subscriptions()) {
+        if (this.#queues.includes(sub.queue))
+          await this.#transport.subscriptions.add(sub.event, { task: sub.task, queue: sub.queue });
+      }
+      this.#consumer = await this.#transport.consume(this.#queues, (d) => this.#onDelivery(d), {
+        prefetch: this.#credit(),
+      });
+    } catch (err) {
+      this.#state = 'stopped';
+      await Promise.all([...this.#pools.values()].map((p) => p.stop({ force: true })));
+      throw err;
     }
-    // Subscriptions of this app's events whose tasks this worker serves are registered in the broker,
-    // so publishers that do not know them (other services) reach them too.
-    for (const sub of this.#core.subscriptions()) {
-      if (this.queues.includes(sub.queue))
-        await this.#transport.subscriptions.add(sub.event, { task: sub.task, queue: sub.queue });
-    }
-    this.#consumer = await this.#transport.consume(this.queues, (d) => this.#onDelivery(d), {
-      prefetch: this.concurrency + this.prefetch,
-    });
     this.#state = 'running';
-    // Deliveries can arrive while consume() is starting (a queue that already holds messages):
-    // they were reserved while the state was 'starting', so start running them now.
-    this.#pump();
-    this.#log.info({ queues: this.queues, concurrency: this.concurrency }, 'worker ready');
+    // Deliveries can arrive while consume() is starting: they were reserved meanwhile; run them now.
+    this.#pumpAll();
+    this.#log.info(
+      { queues: this.#queues, pools: Object.fromEntries([...this.#pools].map(([k, p]) => [k, p.size])) },
+      'worker ready',
+    );
     this.emit('worker-online', {
       hostname: this.hostname,
-      queues: this.queues,
+      queues: this.#queues,
       concurrency: this.concurrency,
       at: Date.now(),
     });
@@ -144,8 +240,9 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   /**
    * Graceful stop: stops consuming, requeues reserved messages that have not started, lets running
-   * tasks finish within `timeout` (default `shutdownTimeout`). Tasks still running then are aborted
-   * (their signal fires) and left unacked, so the broker redelivers them.
+   * tasks finish within `timeout` (default `shutdownTimeout`). At the deadline, tasks on the threads
+   * and process pools are killed and requeued; tasks on the event loop cannot be stopped, so they are
+   * left unacked (the broker redelivers them) and the log says so.
    */
   async stop(options: { timeout?: Duration } = {}): Promise<void> {
     if (this.#state === 'stopped' || this.#state === 'stopping') return;
@@ -155,11 +252,13 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
     this.#state = 'stopping';
     const timeoutMs = toMs(options.timeout ?? this.#shutdownMs, 'timeout');
-    await this.#consumer?.cancel();
-    const unstarted = [...this.#reserved.splice(0), ...this.#waiting.keys()];
+    await this.#consumer
+      ?.cancel()
+      .catch((err: unknown) => this.#log.warn({ err }, 'could not cancel the consumer cleanly'));
+    const unstarted = [...POOL_KINDS.flatMap((k) => this.#reserved[k].splice(0)), ...this.#waiting.keys()];
     for (const timer of this.#waiting.values()) clearTimeout(timer);
     this.#waiting.clear();
-    await Promise.all(unstarted.map((job) => this.#settle(job.delivery, 'requeue')));
+    await Promise.all(unstarted.map((job) => this.#settle(job.delivery, 'requeue').catch(() => {})));
     if (unstarted.length)
       this.#log.info({ count: unstarted.length }, 'requeued reserved tasks that had not started');
     if (this.#running.size || this.#settling) {
@@ -172,20 +271,36 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       });
       const outcome = await Promise.race([drained, deadline]);
       clearTimeout(timer);
-      if (outcome === 'deadline') {
-        for (const r of this.#running) {
-          r.abandoned = true;
-          r.abort.abort(new Error('worker shutdown deadline reached'));
-        }
-        this.#log.warn(
-          { count: this.#running.size, tasks: [...this.#running].map((r) => r.job.id) },
-          'shutdown deadline reached: tasks still running on the event loop were not acked and will be redelivered',
-        );
-      }
+      if (outcome === 'deadline') await this.#abandonRunning();
     }
+    await Promise.all([...this.#pools.values()].map((p) => p.stop({ force: true })));
     this.#state = 'stopped';
     this.#log.info(this.stats, 'worker stopped');
     this.emit('worker-offline', { hostname: this.hostname, at: Date.now() });
+  }
+
+  async #abandonRunning(): Promise<void> {
+    const onLoop: string[] = [];
+    const killed: Running[] = [];
+    for (const r of this.#running) {
+      r.abandoned = true;
+      r.abort.abort(new Error('worker shutdown deadline reached'));
+      if (r.pool === 'async') onLoop.push(r.job.id);
+      else killed.push(r);
+    }
+    // Killed runs are requeued now; runs on the event loop stay unacked and come back when the connection closes.
+    await Promise.all(killed.map((r) => this.#settle(r.job.delivery, 'requeue').catch(() => {})));
+    if (killed.length)
+      this.#log.warn(
+        { tasks: killed.map((r) => r.job.id) },
+        'shutdown deadline reached: stopped tasks on the threads/process pools and requeued them',
+      );
+    if (onLoop.length) {
+      this.#log.warn(
+        { tasks: onLoop },
+        'shutdown deadline reached: tasks on the event loop cannot be stopped; they were not acked and will be redelivered',
+      );
+    }
   }
 
   /** Tasks running now. */
@@ -195,21 +310,179 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   /** Messages received and not yet started (reserved, and eta messages waiting for their time). */
   get reserved(): number {
-    return this.#reserved.length + this.#waiting.size;
+    return POOL_KINDS.reduce((n, k) => n + this.#reserved[k].length, 0) + this.#waiting.size;
   }
 
   health(): HealthReport {
-    if (this.#state === 'running') return { status: 'healthy' };
     if (this.#state === 'starting') return { status: 'degraded', reason: 'starting' };
-    return { status: 'unhealthy', reason: this.#state === 'new' ? 'not started' : this.#state };
+    if (this.#state !== 'running')
+      return { status: 'unhealthy', reason: this.#state === 'new' ? 'not started' : this.#state };
+    const pools: Record<string, HealthReport> = {};
+    for (const [kind, pool] of this.#pools) pools[`pool:${kind}`] = pool.health();
+    return aggregate(pools);
+  }
+
+  // ---- remote control (Celery's pidbox commands call these) ----
+
+  /** `inspect active`: tasks running now. */
+  activeTasks(): TaskInfo[] {
+    return [...this.#running].map((r) => this.#info(r.job, r.started, true));
+  }
+
+  /** `inspect reserved`: received, not started. */
+  reservedTasks(): TaskInfo[] {
+    return POOL_KINDS.flatMap((k) => this.#reserved[k].map((j) => this.#info(j, null, false)));
+  }
+
+  /** `inspect scheduled`: eta tasks held in this worker until due (those further away are parked in the broker). */
+  scheduledTasks(): Array<{ eta: string | null; priority: number; request: TaskInfo }> {
+    return [...this.#waiting.keys()].map((j) => ({
+      eta: j.message.headers.eta,
+      priority: j.message.priority,
+      request: this.#info(j, null, false),
+    }));
+  }
+
+  /** `inspect registered`: task names (with their rate limit, as Celery prints it). */
+  registeredTasks(): string[] {
+    return [...this.#core.tasks.keys()].sort().map((name) => {
+      const rate = this.#limits.get(name)?.perSecond;
+      return rate ? `${name} [rate_limit=${rate}/s]` : name;
+    });
+  }
+
+  /** `inspect stats`: counters and pool sizes. */
+  statsInfo(): Record<string, unknown> {
+    const total: Record<string, number> = {};
+    return {
+      total,
+      counts: { ...this.stats },
+      pid: process.pid,
+      uptime: Math.round((Date.now() - this.#startedAt) / 1000),
+      pool: {
+        implementation: this.defaultPool,
+        'max-concurrency': this.concurrency,
+        pools: Object.fromEntries(POOL_KINDS.map((k) => [k, this.#sizes[k]])),
+      },
+      prefetch_count: this.#credit(),
+      broker: { transport: this.#transport?.kind ?? null },
+      rusage: { maxrss: Math.round(process.memoryUsage().rss / 1024) },
+      sw_ident: 'celeriac',
+    };
+  }
+
+  /** `inspect query_task`: where each id is in this worker. */
+  queryTask(ids: readonly string[]): Record<string, [string, TaskInfo]> {
+    const out: Record<string, [string, TaskInfo]> = {};
+    for (const r of this.#running)
+      if (ids.includes(r.job.id)) out[r.job.id] = ['active', this.#info(r.job, r.started, true)];
+    for (const k of POOL_KINDS)
+      for (const j of this.#reserved[k])
+        if (ids.includes(j.id)) out[j.id] = ['reserved', this.#info(j, null, false)];
+    for (const j of this.#waiting.keys())
+      if (ids.includes(j.id)) out[j.id] = ['scheduled', this.#info(j, null, false)];
+    return out;
+  }
+
+  /** `inspect revoked`: ids this worker knows as revoked. */
+  revokedIds(): string[] {
+    return [...this.#revoked];
+  }
+
+  /**
+   * `revoke`: a revoked task that has not started is never run; with `terminate`, a running one is
+   * stopped (killed on the threads/process pools; on the event loop its signal fires).
+   */
+  revoke(ids: readonly string[], options: { terminate?: boolean } = {}): string[] {
+    for (const id of ids) this.#revoked.add(id);
+    const terminated: string[] = [];
+    if (options.terminate) {
+      for (const r of this.#running) {
+        if (ids.includes(r.job.id)) {
+          r.abort.abort(new Error('revoked'));
+          terminated.push(r.job.id);
+        }
+      }
+    }
+    return terminated;
+  }
+
+  /** `rate_limit`: changes a task's per-worker rate at run time; 0 or null removes it. */
+  setRateLimit(taskName: string, rate: Rate | string | null): void {
+    if (!this.#core.tasks.has(taskName)) throw new ConfigError('rate_limit', `unknown task '${taskName}'`);
+    const perSecond = parseRate(rate, 'rate_limit');
+    if (perSecond > 0) this.#limits.set(taskName, new TokenBucket(perSecond));
+    else this.#limits.delete(taskName);
+  }
+
+  /** `time_limit`: changes a task's soft and hard limits (seconds, as Celery's command) at run time. */
+  setTimeLimit(taskName: string, soft: number | null, hard: number | null): void {
+    if (!this.#core.tasks.has(taskName)) throw new ConfigError('time_limit', `unknown task '${taskName}'`);
+    this.#timeLimits.set(taskName, {
+      softMs: soft === null ? null : soft * 1000,
+      hardMs: hard === null ? null : hard * 1000,
+    });
+  }
+
+  /** `pool_grow` / `pool_shrink` / autoscale: resizes the default pool and the prefetch credit. */
+  resize(concurrency: number): void {
+    const size = Math.max(1, Math.floor(concurrency));
+    this.#sizes[this.defaultPool] = size;
+    this.#pools.get(this.defaultPool)?.resize(size);
+    this.#consumer?.setPrefetch(this.#credit());
+    this.#pumpAll();
+  }
+
+  /** `add_consumer`: starts consuming another queue. */
+  async addConsumer(queue: string): Promise<void> {
+    if (this.#queues.includes(queue)) return;
+    await this.#reconsume([...this.#queues, queue]);
+  }
+
+  /** `cancel_consumer`: stops consuming a queue (messages already received still run). */
+  async cancelConsumer(queue: string): Promise<void> {
+    if (!this.#queues.includes(queue)) return;
+    const rest = this.#queues.filter((q) => q !== queue);
+    if (!rest.length) throw new ConfigError('cancel_consumer', 'a worker must consume at least one queue');
+    await this.#reconsume(rest);
+  }
+
+  async #reconsume(queues: string[]): Promise<void> {
+    if (this.#state !== 'running' || !this.#transport) {
+      this.#queues = queues;
+      return;
+    }
+    const next = await this.#transport.consume(queues, (d) => this.#onDelivery(d), {
+      prefetch: this.#credit(),
+    });
+    const previous = this.#consumer;
+    this.#consumer = next;
+    this.#queues = queues;
+    await previous?.cancel();
   }
 
   // ---- consuming ----
 
+  #credit(): number {
+    let total = 0;
+    for (const kind of this.#poolKinds()) total += this.#sizes[kind];
+    return total + this.prefetch;
+  }
+
+  #poolKinds(): PoolKind[] {
+    const kinds = new Set<PoolKind>([this.defaultPool]);
+    for (const task of this.#core.tasks.values()) if (task.options.pool) kinds.add(task.options.pool);
+    return [...kinds];
+  }
+
+  #poolOf(kind: PoolKind | undefined): PoolKind {
+    return kind ?? this.defaultPool;
+  }
+
   #onDelivery(delivery: Delivery): void {
     this.stats.received++;
     if (this.#state === 'stopping' || this.#state === 'stopped') {
-      void this.#settle(delivery, 'requeue');
+      this.#track(this.#settle(delivery, 'requeue'), 'requeue', null);
       return;
     }
     const prepared = prepare(delivery, this.#core.tasks, this.#core.config.maxDeliveries);
@@ -226,15 +499,23 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       eta: job.message.headers.eta,
       at: Date.now(),
     });
+    if (this.#revoked.has(job.id)) {
+      void this.#revoke(job, 'revoked');
+      return;
+    }
+    if (this.#recent.has(job.name, job.id) && job.retries === 0) {
+      this.#dropDuplicate(job);
+      return;
+    }
     const now = Date.now();
     if (job.expires !== null && job.expires <= now) {
-      void this.#revokeExpired(job);
+      void this.#revoke(job, 'expired');
       return;
     }
     if (job.eta !== null && job.eta > now) {
       const wait = job.eta - now;
       if (wait > this.#etaHorizonMs) {
-        // Park it in the broker (atomically with settling this delivery): no eta lives in worker memory.
+        // Parked in the broker, atomically with settling this delivery: no eta lives in worker memory.
         this.#track(this.#transport!.defer(delivery, job.eta), 'defer', job.id);
         return;
       }
@@ -251,39 +532,66 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   }
 
   #enqueue(job: Job): void {
-    this.#reserved.push(job);
-    this.#pump();
+    const limiter = this.#limits.get(job.name);
+    if (limiter) {
+      const wait = limiter.take();
+      if (wait > 0) {
+        this.#waiting.set(
+          job,
+          setTimeout(() => {
+            this.#waiting.delete(job);
+            this.#enqueue(job);
+          }, wait),
+        );
+        return;
+      }
+    }
+    const kind = this.#poolOf(job.task.options.pool);
+    this.#reserved[kind].push(job);
+    this.#pump(kind);
   }
 
-  #pump(): void {
-    while (this.#running.size < this.concurrency && this.#reserved.length && this.#state === 'running') {
-      const job = this.#reserved.shift() as Job;
-      void this.#execute(job);
+  #pumpAll(): void {
+    for (const kind of POOL_KINDS) this.#pump(kind);
+  }
+
+  #pump(kind: PoolKind): void {
+    const queue = this.#reserved[kind];
+    if (this.#state !== 'running' || !queue.length) return;
+    let busy = 0;
+    for (const r of this.#running) if (r.pool === kind) busy++;
+    while (busy < this.#sizes[kind] && queue.length) {
+      void this.#execute(queue.shift() as Job, kind);
+      busy++;
     }
   }
 
-  async #execute(job: Job): Promise<void> {
-    const running: Running = { job, started: Date.now(), abort: new AbortController(), abandoned: false };
+  async #execute(job: Job, kind: PoolKind): Promise<void> {
+    const running: Running = {
+      job,
+      pool: kind,
+      started: Date.now(),
+      abort: new AbortController(),
+      abandoned: false,
+    };
     this.#running.add(running);
     const { task, delivery } = job;
     const log = this.#log.child({ taskId: job.id, task: job.name, retries: job.retries });
     try {
-      if (job.expires !== null && job.expires <= Date.now()) {
-        await this.#revokeExpired(job);
-        return;
-      }
+      if (this.#revoked.has(job.id)) return await this.#revoke(job, 'revoked');
+      if (job.expires !== null && job.expires <= Date.now()) return await this.#revoke(job, 'expired');
+      if (delivery.redelivered && (await this.#succeededBefore(job))) return this.#dropDuplicate(job);
       if (task.options.argsSchema && job.event === null) {
         try {
           job.args = await this.#core.validateArgs(task, job.args, 'worker');
         } catch (err) {
-          await this.#refuse(delivery, {
+          return await this.#refuse(delivery, {
             reason: `args refused by the task's schema: ${(err as Error).message}`,
             excType: 'PayloadError',
             id: job.id,
             name: job.name,
             message: job.message,
           });
-          return;
         }
       }
       const acksLate = task.options.acksLate ?? true;
@@ -298,9 +606,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         retries: job.retries,
         at: running.started,
       });
-      const [hard, soft] = job.message.headers.timelimit ?? [null, null];
-      const taskLimit = task.options.timeLimit;
-      const outcome = await runTask({
+      const outcome = await (this.#pools.get(kind) as Pool).run({
         task,
         id: job.id,
         args: job.args,
@@ -310,24 +616,13 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         queue: delivery.queue,
         hostname: this.hostname,
         event: job.event,
-        limits: {
-          hardMs:
-            hard != null
-              ? hard * 1000
-              : taskLimit?.hard !== undefined
-                ? toMs(taskLimit.hard, 'timeLimit.hard')
-                : null,
-          softMs:
-            soft != null
-              ? soft * 1000
-              : taskLimit?.soft !== undefined
-                ? toMs(taskLimit.soft, 'timeLimit.soft')
-                : null,
-        },
-        external: running.abort.signal,
+        limits: this.#limitsOf(job),
+        signal: running.abort.signal,
         updateState: (state, meta) => this.#store(job, stateMeta(job.id, state, meta)),
       });
       if (running.abandoned) return;
+      if (this.#revoked.has(job.id) && running.abort.signal.aborted)
+        return await this.#revoke(job, 'revoked');
       await this.#finish(job, outcome, Date.now() - running.started, acksLate, log);
     } catch (err) {
       // Only infrastructure errors land here (a broker or sink that failed while settling). The
@@ -335,9 +630,26 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       log.error({ err }, 'could not settle task; it will be redelivered');
     } finally {
       this.#running.delete(running);
-      this.#pump();
+      this.#pump(kind);
       this.#checkIdle();
     }
+  }
+
+  /** [hard, soft] from the message (seconds), else the run-time override, else the task's option. */
+  #limitsOf(job: Job): { hardMs: number | null; softMs: number | null } {
+    const [hard, soft] = job.message.headers.timelimit ?? [null, null];
+    const override = this.#timeLimits.get(job.name);
+    const own = job.task.options.timeLimit;
+    const pick = (
+      wire: number | null,
+      o: number | null | undefined,
+      d: Duration | undefined,
+      field: string,
+    ) => (wire != null ? wire * 1000 : o !== undefined ? o : d !== undefined ? toMs(d, field) : null);
+    return {
+      hardMs: pick(hard, override?.hardMs, own?.hard, 'timeLimit.hard'),
+      softMs: pick(soft, override?.softMs, own?.soft, 'timeLimit.soft'),
+    };
   }
 
   async #finish(
@@ -348,17 +660,19 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     log: Logger,
   ): Promise<void> {
     const { delivery } = job;
+    const queueOf = (name: string) => this.#core.queueOf(name);
     const ack = () => (acksLate ? this.#settle(delivery, 'ack') : Promise.resolve());
     switch (outcome.kind) {
       case 'success': {
-        const followUps = this.#followUps(job, outcome.value);
+        const next = followUps(job, outcome.value, queueOf);
         await this.#store(
           job,
-          successMeta(job.id, outcome.value, this.#extended(job, { children: followUps.children })),
+          successMeta(job.id, outcome.value, this.#extended(job, { children: next.children })),
         );
-        if (followUps.requests.length)
-          await this.#core.publisher.publishMany(followUps.requests.map((request) => ({ request })));
+        if (next.requests.length)
+          await this.#core.publisher.publishMany(next.requests.map((request) => ({ request })));
         await ack();
+        this.#recent.add(job.name, job.id);
         this.stats.succeeded++;
         log.debug({ runtimeMs }, 'task succeeded');
         this.emit('task-succeeded', {
@@ -371,9 +685,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         return;
       }
       case 'retry': {
-        const eta = Date.now() + outcome.countdownMs;
         // The retry message is published before the current one is acked (DESIGN.md §2, Acks).
-        await this.#core.publisher.publish(this.#retryRequest(job, eta), delivery.queue);
+        await this.#core.publisher.publish(
+          retryRequest(job, Date.now() + outcome.countdownMs),
+          delivery.queue,
+        );
         await this.#store(job, retryMeta(job.id, outcome.error));
         await ack();
         this.stats.retried++;
@@ -391,7 +707,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         });
         return;
       }
-      case 'reject': {
+      case 'reject':
         if (outcome.requeue) await this.#settle(delivery, 'requeue');
         else
           await this.#refuse(
@@ -406,18 +722,13 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
             false,
           );
         return;
-      }
       case 'ignore':
         await ack();
         return;
       case 'failure': {
         await this.#store(job, failureMeta(job.id, outcome.error, this.#extended(job, {})));
-        const errbacks = job.message.embed.errbacks ?? [];
-        if (errbacks.length) {
-          await this.#core.publisher.publishMany(
-            errbacks.map((sig) => ({ request: this.#signatureRequest(sig, [job.id], job) })),
-          );
-        }
+        const errbacks = errbackRequests(job, queueOf);
+        if (errbacks.length) await this.#core.publisher.publishMany(errbacks.map((request) => ({ request })));
         await ack();
         this.stats.failed++;
         log.warn({ err: outcome.error, runtimeMs }, 'task failed');
@@ -432,70 +743,21 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
   }
 
-  /** Callbacks (link) and the next chain step, as Celery's worker publishes them. */
-  #followUps(job: Job, value: unknown): { requests: SendRequest[]; children: unknown[] } {
-    const requests: SendRequest[] = [];
-    const chain = job.message.embed.chain;
-    if (chain?.length) {
-      const next = chain[chain.length - 1] as SignatureJson;
-      requests.push(this.#signatureRequest(next, [value], job, chain.slice(0, -1)));
-    }
-    for (const sig of job.message.embed.callbacks ?? [])
-      requests.push(this.#signatureRequest(sig, [value], job));
-    const children = requests.map((r) => [[r.taskId, null], null]);
-    return { requests, children };
+  /** A redelivered message whose task already succeeded (its ack was lost): ack it without running. */
+  async #succeededBefore(job: Job): Promise<boolean> {
+    if (this.#recent.has(job.name, job.id)) return true;
+    if (!this.#sink || job.message.headers.ignore_result || job.task.options.ignoreResult) return false;
+    const meta = await this.#sink.get(job.id);
+    return meta?.status === 'SUCCESS' && (meta.retries === undefined || meta.retries === job.retries);
   }
 
-  #signatureRequest(
-    sig: SignatureJson,
-    prepend: unknown[],
-    parent: Job,
-    chain: SignatureJson[] | null = null,
-  ): SendRequest {
-    const options = sig.options ?? {};
-    const args = sig.immutable ? [...(sig.args ?? [])] : [...prepend, ...(sig.args ?? [])];
-    const taskId = typeof options.task_id === 'string' ? options.task_id : crypto.randomUUID();
-    return {
-      name: sig.task,
-      args,
-      kwargs: { ...(sig.kwargs ?? {}) },
-      taskId,
-      eta: null,
-      expires: null,
-      priority: typeof options.priority === 'number' ? options.priority : undefined,
-      queue: typeof options.queue === 'string' ? options.queue : this.#core.queueOf(sig.task),
-      ignoreResult: options.ignore_result === true,
-      shadow: null,
-      timelimit: [null, null],
-      embed: { chain: chain?.length ? chain : null },
-      parentId: parent.id,
-      rootId: parent.message.headers.root_id,
-    };
-  }
-
-  #retryRequest(job: Job, eta: number): SendRequest {
-    const h = job.message.headers;
-    const custom: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(h)) if (!STANDARD_HEADERS.has(k)) custom[k] = v;
-    return {
-      name: job.name,
-      args: job.message.args,
-      kwargs: job.message.kwargs,
-      taskId: job.id,
-      eta,
-      expires: job.expires,
-      priority: job.message.priority,
-      ignoreResult: h.ignore_result,
-      shadow: h.shadow,
-      timelimit: h.timelimit,
-      headers: custom,
-      embed: job.message.embed,
-      retries: job.retries + 1,
-      rootId: h.root_id,
-      parentId: job.id,
-      group: h.group,
-      groupIndex: h.group_index,
-    };
+  #dropDuplicate(job: Job): void {
+    this.stats.duplicates++;
+    this.#log.info(
+      { taskId: job.id, task: job.name },
+      'duplicate delivery of a task that already succeeded: acked without running',
+    );
+    this.#track(this.#settle(job.delivery, 'ack'), 'ack', job.id);
   }
 
   #extended(job: Job, extra: { children?: unknown[] }): Partial<ResultMeta> {
@@ -515,12 +777,15 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     return meta;
   }
 
-  async #revokeExpired(job: Job): Promise<void> {
-    await this.#store(job, revokedMeta(job.id, 'expired'));
+  async #revoke(job: Job, reason: 'expired' | 'revoked'): Promise<void> {
+    await this.#store(job, revokedMeta(job.id, reason));
     await this.#settle(job.delivery, 'ack');
     this.stats.revoked++;
-    this.#log.info({ taskId: job.id, task: job.name }, 'task expired before it ran: REVOKED');
-    this.emit('task-revoked', { id: job.id, name: job.name, reason: 'expired', at: Date.now() });
+    this.#log.info(
+      { taskId: job.id, task: job.name, reason },
+      reason === 'expired' ? 'task expired before it ran: REVOKED' : 'task revoked: not run',
+    );
+    this.emit('task-revoked', { id: job.id, name: job.name, reason, at: Date.now() });
   }
 
   async #refuse(delivery: Delivery, refusal: Refusal, storeFailure = true): Promise<void> {
@@ -557,6 +822,27 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     await this.#sink.store(meta, { expiresMs: this.#core.config.resultExpiresMs });
   }
 
+  #info(job: Job, started: number | null, acknowledged: boolean): TaskInfo {
+    return {
+      id: job.id,
+      name: job.name,
+      args: job.message.args,
+      kwargs: job.message.kwargs,
+      type: job.name,
+      hostname: this.hostname,
+      time_start: started === null ? null : started / 1000,
+      acknowledged,
+      delivery_info: {
+        exchange: '',
+        routing_key: job.delivery.queue,
+        priority: job.message.priority,
+        redelivered: job.delivery.redelivered,
+      },
+      worker_pid: started === null ? null : process.pid,
+      eta: job.message.headers.eta,
+    };
+  }
+
   async #settle(delivery: Delivery, how: 'ack' | 'requeue' | 'dead', reason = ''): Promise<void> {
     const t = this.#transport!;
     this.#settling++;
@@ -570,7 +856,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
   }
 
-  #track(promise: Promise<void>, what: string, id: string): void {
+  #track(promise: Promise<void>, what: string, id: string | null): void {
     this.#settling++;
     promise
       .catch((err) =>
@@ -590,24 +876,3 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
   }
 }
-
-const STANDARD_HEADERS = new Set([
-  'lang',
-  'task',
-  'id',
-  'shadow',
-  'eta',
-  'expires',
-  'group',
-  'group_index',
-  'retries',
-  'timelimit',
-  'root_id',
-  'parent_id',
-  'argsrepr',
-  'kwargsrepr',
-  'origin',
-  'ignore_result',
-]);
-
-export type { TaskState };

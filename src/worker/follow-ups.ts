@@ -1,0 +1,103 @@
+import type { SendRequest } from '../core.js';
+import type { SignatureJson } from '../messages/types.js';
+import type { Job } from './prepare.js';
+
+/** Headers that protocol v2 defines; any other header of a message is custom and travels on with a retry. */
+const STANDARD_HEADERS = new Set([
+  'lang',
+  'task',
+  'id',
+  'shadow',
+  'eta',
+  'expires',
+  'group',
+  'group_index',
+  'retries',
+  'timelimit',
+  'root_id',
+  'parent_id',
+  'argsrepr',
+  'kwargsrepr',
+  'origin',
+  'ignore_result',
+]);
+
+/**
+ * What a worker publishes after a success, as Celery's worker does: the next chain step (the last
+ * element of `embed.chain`, which Celery stores reversed) and the `link` callbacks, each with the
+ * result prepended to its partial args. `children` is the result meta's children list.
+ */
+export function followUps(
+  job: Job,
+  value: unknown,
+  queueOf: (task: string) => string,
+): { requests: SendRequest[]; children: unknown[] } {
+  const requests: SendRequest[] = [];
+  const chain = job.message.embed.chain;
+  if (chain?.length) {
+    const next = chain[chain.length - 1] as SignatureJson;
+    requests.push(signatureRequest(next, [value], job, queueOf, chain.slice(0, -1)));
+  }
+  for (const sig of job.message.embed.callbacks ?? [])
+    requests.push(signatureRequest(sig, [value], job, queueOf));
+  return { requests, children: requests.map((r) => [[r.taskId, null], null]) };
+}
+
+/** The errbacks of a failed task: each is called with the failed task's id (Celery's old-style errback). */
+export function errbackRequests(job: Job, queueOf: (task: string) => string): SendRequest[] {
+  return (job.message.embed.errbacks ?? []).map((sig) => signatureRequest(sig, [job.id], job, queueOf));
+}
+
+/** A serialized signature applied with `prepend` args, as a child of `parent`. */
+export function signatureRequest(
+  sig: SignatureJson,
+  prepend: unknown[],
+  parent: Job,
+  queueOf: (task: string) => string,
+  chain: SignatureJson[] | null = null,
+): SendRequest {
+  const options = sig.options ?? {};
+  const args = sig.immutable ? [...(sig.args ?? [])] : [...prepend, ...(sig.args ?? [])];
+  return {
+    name: sig.task,
+    args,
+    kwargs: { ...(sig.kwargs ?? {}) },
+    taskId: typeof options.task_id === 'string' ? options.task_id : crypto.randomUUID(),
+    eta: null,
+    expires: null,
+    priority: typeof options.priority === 'number' ? options.priority : undefined,
+    queue: typeof options.queue === 'string' ? options.queue : queueOf(sig.task),
+    ignoreResult: options.ignore_result === true,
+    shadow: null,
+    timelimit: [null, null],
+    embed: { chain: chain?.length ? chain : null },
+    parentId: parent.id,
+    rootId: parent.message.headers.root_id,
+  };
+}
+
+/** The retry of a job: same id, retries + 1, eta, parent_id = its own id (Celery's retry). */
+export function retryRequest(job: Job, eta: number): SendRequest {
+  const h = job.message.headers;
+  const custom: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(h)) if (!STANDARD_HEADERS.has(k)) custom[k] = v;
+  return {
+    name: job.name,
+    args: job.message.args,
+    kwargs: job.message.kwargs,
+    taskId: job.id,
+    eta,
+    expires: job.expires,
+    priority: job.message.priority,
+    ignoreResult: h.ignore_result,
+    shadow: h.shadow,
+    timelimit: h.timelimit,
+    headers: custom,
+    embed: job.message.embed,
+    retries: job.retries + 1,
+    rootId: h.root_id,
+    parentId: job.id,
+    group: h.group,
+    groupIndex: h.group_index,
+  };
+}
