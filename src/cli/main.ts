@@ -97,9 +97,22 @@ function isEntry(): boolean {
   }
 }
 
-/** Runs the CLI on this process's arguments and sets the exit code (used by bin/celeriac.js). */
+/**
+ * Runs the CLI on this process's arguments and exits with its code (used by bin/celeriac.js). The
+ * command has closed what it opened by then; exiting explicitly means a connection a library keeps
+ * retrying after a failure (a broker that refused us) cannot hold the process open.
+ */
 export async function run(): Promise<void> {
-  process.exitCode = await main(process.argv.slice(2));
+  const code = await main(process.argv.slice(2));
+  await Promise.all([flush(process.stdout), flush(process.stderr)]);
+  process.exit(code);
+}
+
+function flush(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.writableLength === 0) resolve();
+    else stream.write('', () => resolve());
+  });
 }
 
 if (isEntry()) await run();
