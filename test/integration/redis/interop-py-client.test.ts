@@ -1,5 +1,5 @@
 /**
- * Python client -> Celeriac worker, over real Redis (db 11) with the real Python Celery peer: Python's
+ * Python client -> Celeriac worker, over real Redis (db 13) with the real Python Celery peer: Python's
  * `send_task` publishes, a Celeriac worker in this process runs the task, Python's AsyncResult reads
  * the result.
  */
@@ -11,7 +11,8 @@ import { sleep } from '../../helpers/app.js';
 import { assertPeerAvailable, type PeerUrls, peerCall, peerResult } from '../../helpers/peer.js';
 import { inspector, redisUrl } from './helpers.js';
 
-const DB = 11;
+// A db of its own (interop.test.ts uses 11): Python Celery has no key prefix, and this file FLUSHDBs it.
+const DB = 13;
 const URL = redisUrl({ db: DB });
 const urls: PeerUrls = { broker: URL, backend: URL };
 

@@ -1,0 +1,168 @@
+/**
+ * Celeriac client -> Python worker, over real Redis (db 12) with the real Python Celery peer: this
+ * process publishes with `app.sendTask` and typed stubs, a Python Celery worker runs the task, and
+ * Celeriac's AsyncResult reads the result.
+ */
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
+import { Celeriac, TaskError, TaskRevokedError } from '../../../src/index.js';
+import { sleep } from '../../helpers/app.js';
+import { type PeerUrls, PeerWorker } from '../../helpers/peer.js';
+import { inspector, redisUrl } from './helpers.js';
+
+// A db of its own: Python Celery has no key prefix, and this file FLUSHDBs it.
+const DB = 12;
+const URL = redisUrl({ db: DB });
+const urls: PeerUrls = { broker: URL, backend: URL };
+const GET = { timeout: '15s' } as const;
+
+const admin: Redis = inspector(DB);
+let app: Celeriac;
+let python: PeerWorker;
+
+/** Parses Celery's naive-UTC `date_done` into epoch ms. */
+function doneAt(dateDone: string | null | undefined): number {
+  if (!dateDone) throw new Error('no date_done');
+  return Date.parse(/[Zz]|[+-]\d\d:\d\d$/.test(dateDone) ? dateDone : `${dateDone}Z`);
+}
+
+beforeAll(async () => {
+  await admin.connect();
+  await admin.flushdb();
+  python = await PeerWorker.start(urls, { queues: 'celery', concurrency: 2 });
+  app = new Celeriac({ broker: URL, results: URL, logger: 'silent' });
+});
+
+afterAll(async () => {
+  await app?.close();
+  await python?.stop();
+  await admin.quit();
+});
+
+beforeEach(() => {
+  onTestFailed(() => {
+    console.error(`Python worker output (tail):\n${python?.tail(60)}`);
+  });
+});
+
+describe('interop: Celeriac client -> Python worker (Redis)', () => {
+  it('tasks.add, tasks.mul, tasks.xsum through app.sendTask: AsyncResult.get() returns the values', async () => {
+    const [add, mul, xsum] = await Promise.all([
+      app.sendTask<number>('tasks.add', [2, 3]),
+      app.sendTask<number>('tasks.mul', [6, 7]),
+      app.sendTask<number>('tasks.xsum', [[1, 2, 3, 4]]),
+    ]);
+    expect(await add.get(GET)).toBe(5);
+    expect(await mul.get(GET)).toBe(42);
+    expect(await xsum.get(GET)).toBe(10);
+    expect(await add.state()).toBe('SUCCESS');
+    expect((await add.info())?.task_id).toBe(add.id);
+  });
+
+  it('typed stubs: a client-only task and a signature by name send to the Python worker', async () => {
+    // The handler never runs here (this app has no worker): it only gives delay() its types.
+    const add = app.task('tasks.add', (_x: number, _y: number): number => {
+      throw new Error('runs on the Python worker');
+    });
+    const result = await add.delay(40, 2);
+    const value: number = await result.get(GET);
+    expect(value).toBe(42);
+    const mul = await app.signature<number>('tasks.mul', [7]).delay(6);
+    expect(await mul.get(GET)).toBe(42);
+  });
+
+  it('tasks.echo: args and kwargs with non-ASCII text survive the round trip', async () => {
+    const r = await app.sendTask('tasks.echo', [1, 'héllo ✓', { deep: ['ünï', null, 2.5] }], {
+      k: 'ünï',
+      emoji: '🌱',
+      list: [true, false],
+    });
+    expect(await r.get(GET)).toEqual({
+      args: [1, 'héllo ✓', { deep: ['ünï', null, 2.5] }],
+      kwargs: { k: 'ünï', emoji: '🌱', list: [true, false] },
+    });
+  });
+
+  it('tasks.fail: get() throws a TaskError with excType ValueError and the Python traceback', async () => {
+    const r = await app.sendTask('tasks.fail', ['bad input ✗']);
+    const err = await r.get(GET).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskError);
+    expect(err).not.toBeInstanceOf(TaskRevokedError);
+    const e = err as TaskError;
+    expect(e).toMatchObject({
+      taskId: r.id,
+      excType: 'ValueError',
+      excMessage: ['bad input ✗'],
+      excModule: 'builtins',
+    });
+    expect(e.traceback).toMatch(/^Traceback \(most recent call last\):/);
+    expect(e.traceback).toContain('peer.py');
+    expect(e.traceback).toContain('raise ValueError(message)');
+    expect(e.traceback).toContain('ValueError: bad input ✗');
+    expect(await r.state()).toBe('FAILURE');
+  });
+
+  it('tasks.retry: the Python task retries itself, AsyncResult waits through RETRY to SUCCESS', async () => {
+    const r = await app.sendTask('tasks.retry', [], { succeed_after: 2, countdown: 0.2 });
+    const states: string[] = [];
+    const stop = await r.watch((meta) => states.push(meta.status));
+    try {
+      expect(await r.get(GET)).toEqual({ retries: 2 });
+    } finally {
+      await stop();
+    }
+    expect(states.filter((s) => s === 'RETRY').length).toBeGreaterThanOrEqual(1);
+    expect(states.at(-1)).toBe('SUCCESS');
+  });
+
+  it('countdown: the Python worker runs it no earlier than the countdown', async () => {
+    const sent = Date.now();
+    const r = await app.sendTask<number>('tasks.add', [20, 22], {}, { countdown: '1500ms' });
+    expect(await r.get(GET)).toBe(42);
+    const done = doneAt((await r.info())?.date_done);
+    expect(done).toBeGreaterThanOrEqual(sent + 1500);
+    expect(done).toBeLessThan(sent + 1500 + 3000);
+  });
+});
+
+describe('interop: Celeriac client -> Python worker started later (Redis)', () => {
+  it('expires: expired before the worker takes it -> REVOKED, get() throws TaskRevokedError', async () => {
+    const queue = 'late-expires';
+    const expired = await app.sendTask('tasks.add', [1, 2], {}, { queue, expires: 50 });
+    const fresh = await app.sendTask<number>('tasks.add', [1, 2], {}, { queue, expires: '1m' });
+    await sleep(100);
+    const late = await PeerWorker.start(urls, { queues: queue, concurrency: 1, pool: 'solo' });
+    try {
+      expect(await fresh.get(GET)).toBe(3);
+      const err = await expired.get(GET).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TaskRevokedError);
+      expect(err).toBeInstanceOf(TaskError);
+      expect(err).toMatchObject({ excType: 'TaskRevokedError', excMessage: ['expired'] });
+      expect(await expired.state()).toBe('REVOKED');
+    } finally {
+      await late.stop();
+    }
+  });
+
+  it('priority: API 9 (most urgent), sent after lower ones, runs first on the Python worker', async () => {
+    const queue = 'late-priority';
+    const sent: Array<{ priority: number; id: string }> = [];
+    for (const priority of [0, 3, 6, 9]) {
+      const r = await app.sendTask('tasks.echo', [`p${priority}`], {}, { queue, priority });
+      sent.push({ priority, id: r.id });
+    }
+    const late = await PeerWorker.start(urls, { queues: queue, concurrency: 1, pool: 'solo' });
+    try {
+      const done: Array<{ priority: number; at: number }> = [];
+      for (const s of sent) {
+        const r = app.asyncResult(s.id);
+        expect(await r.get(GET)).toEqual({ args: [`p${s.priority}`], kwargs: {} });
+        done.push({ priority: s.priority, at: doneAt((await r.info())?.date_done) });
+      }
+      // One at a time (solo pool): date_done order is run order.
+      expect(done.sort((a, b) => a.at - b.at).map((d) => d.priority)).toEqual([9, 6, 3, 0]);
+    } finally {
+      await late.stop();
+    }
+  });
+});
