@@ -37,6 +37,8 @@ export interface RunInput {
   limits: { hardMs: number | null; softMs: number | null };
   /** Aborted from outside (revoke-terminate, shutdown deadline). */
   external?: AbortSignal;
+  /** The run's own controller, when the caller already has one (saves linking a second signal). */
+  controller?: AbortController;
   updateState: (state: TaskState, meta: unknown) => Promise<void>;
 }
 
@@ -49,9 +51,10 @@ export interface RunInput {
 export async function runTask(input: RunInput): Promise<Outcome> {
   const { task } = input;
   const policy = resolveRetry(task.options.retry);
-  const controller = new AbortController();
-  const onExternal = () => controller.abort(input.external?.reason);
-  input.external?.addEventListener('abort', onExternal, { once: true });
+  const controller = input.controller ?? new AbortController();
+  const external = input.controller ? undefined : input.external;
+  const onExternal = () => controller.abort(external?.reason);
+  external?.addEventListener('abort', onExternal, { once: true });
   const ctx = makeContext(input, controller.signal, policy);
   const timers: NodeJS.Timeout[] = [];
   if (input.limits.softMs !== null) {
@@ -83,7 +86,7 @@ export async function runTask(input: RunInput): Promise<Outcome> {
     return hard ? await Promise.race([run, hard]) : await run;
   } finally {
     for (const t of timers) clearTimeout(t);
-    input.external?.removeEventListener('abort', onExternal);
+    external?.removeEventListener('abort', onExternal);
   }
 }
 

@@ -22,6 +22,8 @@ export interface PoolRun {
   limits: { hardMs: number | null; softMs: number | null };
   /** Aborted from outside: revoke with terminate, or the shutdown deadline. Pools that can, kill the run. */
   signal: AbortSignal;
+  /** The controller behind `signal`, for pools that run the handler in this thread (the async pool). */
+  controller?: AbortController;
   /** Stores a progress state through the main worker's result sink. */
   updateState: (state: TaskState, meta: unknown) => Promise<void>;
 }

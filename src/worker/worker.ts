@@ -576,7 +576,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     };
     this.#running.add(running);
     const { task, delivery } = job;
-    const log = this.#log.child({ taskId: job.id, task: job.name, retries: job.retries });
+    const log = new TaskLog(this.#log, job);
     try {
       if (this.#revoked.has(job.id)) return await this.#revoke(job, 'revoked');
       if (job.expires !== null && job.expires <= Date.now()) return await this.#revoke(job, 'expired');
@@ -618,6 +618,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         event: job.event,
         limits: this.#limitsOf(job),
         signal: running.abort.signal,
+        controller: running.abort,
         updateState: (state, meta) => this.#store(job, stateMeta(job.id, state, meta)),
       });
       if (running.abandoned) return;
@@ -657,7 +658,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     outcome: Outcome,
     runtimeMs: number,
     acksLate: boolean,
-    log: Logger,
+    log: TaskLog,
   ): Promise<void> {
     const { delivery } = job;
     const queueOf = (name: string) => this.#core.queueOf(name);
@@ -875,4 +876,46 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       idle();
     }
   }
+}
+
+/** Task-scoped log lines (task id, name and retries on each): the child logger is made only when a line is written. */
+class TaskLog {
+  readonly #parent: Logger;
+  readonly #job: Job;
+  #child: Logger | null = null;
+
+  constructor(parent: Logger, job: Job) {
+    this.#parent = parent;
+    this.#job = job;
+  }
+
+  #logger(): Logger {
+    this.#child ??= this.#parent.child({
+      taskId: this.#job.id,
+      task: this.#job.name,
+      retries: this.#job.retries,
+    });
+    return this.#child;
+  }
+
+  debug(obj: object, msg: string): void {
+    if (isLevelEnabled(this.#parent, 'debug')) this.#logger().debug(obj, msg);
+  }
+
+  info(obj: object, msg: string): void {
+    this.#logger().info(obj, msg);
+  }
+
+  warn(obj: object, msg: string): void {
+    this.#logger().warn(obj, msg);
+  }
+
+  error(obj: object, msg: string): void {
+    this.#logger().error(obj, msg);
+  }
+}
+
+function isLevelEnabled(logger: Logger, level: string): boolean {
+  const check = (logger as { isLevelEnabled?: (l: string) => boolean }).isLevelEnabled;
+  return check ? check.call(logger, level) : true;
 }

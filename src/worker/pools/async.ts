@@ -23,7 +23,9 @@ export class AsyncPool implements Pool {
   async start(): Promise<void> {}
 
   run(run: PoolRun): Promise<Outcome> {
-    return runTask({ ...run, external: run.signal });
+    return runTask(
+      run.controller ? { ...run, controller: run.controller } : { ...run, external: run.signal },
+    );
   }
 
   resize(size: number): void {
