@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { openApp, redact } from './connect.js';
@@ -51,6 +52,8 @@ export async function runWorker(flags: WorkerFlags, io: CliIO): Promise<number> 
     ...(flags.queues ? { queues: flags.queues } : {}),
     ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
     ...(flags.name ? { name: flags.name } : {}),
+    // Thread and process pools load the app again in each thread or child.
+    ...(flags.app ? { appModule: resolve(flags.app) } : {}),
   });
   const stopping = new Promise<NodeJS.Signals>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
