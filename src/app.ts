@@ -245,7 +245,13 @@ export class Celeriac {
           options: this.config.brokerOptions,
           log: (level, msg, fields) => this.log[level]({ broker: redactUrl(url), ...fields }, msg),
         });
-        await transport.connect();
+        try {
+          await transport.connect();
+        } catch (err) {
+          // Nothing may keep reconnecting in the background once the caller has the error.
+          await transport.close().catch(() => {});
+          throw err;
+        }
         return transport;
       })();
       this.#transport.catch(() => {
@@ -262,7 +268,12 @@ export class Celeriac {
     if (!this.#sink) {
       this.#sink = (async () => {
         const sink = await createResultSink(url, this.config.resultOptions);
-        await sink.connect();
+        try {
+          await sink.connect();
+        } catch (err) {
+          await sink.close().catch(() => {});
+          throw err;
+        }
         return sink;
       })();
       this.#sink.catch(() => {

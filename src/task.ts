@@ -20,7 +20,7 @@ export interface RetryPolicy {
   base?: Duration;
   /** Longest delay. Default 10m. */
   cap?: Duration;
-  /** Full jitter: a random delay between 0 and the computed one, so retries do not stampede. Default true. */
+  /** Jitter: a random delay between half the computed one and all of it, so retries do not stampede. Default true. */
   jitter?: boolean;
 }
 

@@ -2,12 +2,32 @@
  * Loads the captured Celery wire fixtures (`../shared/celery-wire/fixtures/*.json`, beside the
  * repository; CI checks shared/ out in the same place) and finds the messages in them.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const fixturesDir = path.resolve(repoRoot, '..', 'shared', 'celery-wire', 'fixtures');
+/**
+ * shared/celery-wire: `CELERIAC_WIRE_DIR` if set, else `../shared/celery-wire` beside the repository
+ * (where CI lays shared/), else the workspace's `/work/shared/celery-wire` (a clone made elsewhere).
+ */
+export const wireDir = findWireDir();
+export const fixturesDir = path.join(wireDir, 'fixtures');
+
+function findWireDir(): string {
+  const candidates = [
+    process.env.CELERIAC_WIRE_DIR,
+    path.resolve(repoRoot, '..', 'shared', 'celery-wire'),
+    '/work/shared/celery-wire',
+  ].filter((c): c is string => Boolean(c));
+  const found = candidates.find((c) => existsSync(path.join(c, 'fixtures')));
+  if (!found) {
+    throw new Error(
+      `Celery wire fixtures not found (looked in ${candidates.join(', ')}); set CELERIAC_WIRE_DIR to shared/celery-wire`,
+    );
+  }
+  return found;
+}
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };

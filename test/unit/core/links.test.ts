@@ -12,7 +12,7 @@ describe('links and chains continue on a Celeriac worker, as Celery workers do',
     const r = await add.applyAsync({ args: [2, 3], link: mul.s(10) });
     expect(await r.get({ timeout: 2000 })).toBe(5);
     const meta = await r.info();
-    const childId = (meta?.children[0] as [[string, null], null])[0][0];
+    const childId = (meta?.children[0] as [[string, null], null] | undefined)?.[0][0] as string;
     expect(await app.asyncResult(childId).get({ timeout: 2000 })).toBe(50);
     expect((await app.asyncResult(childId).info())?.parent_id).toBe(r.id);
   });
