@@ -1,16 +1,22 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
+import { parseAutoscale } from '../controller/autoscale.js';
+import { Controller } from '../controller/controller.js';
 import { openApp, redact } from './connect.js';
 import type { CliIO } from './io.js';
 import type { ConnectionFlags } from './options.js';
-import { connectionOptions, integer, LOG_LEVELS, list } from './options.js';
+import { connectionOptions, integer, LOG_LEVELS, list, seconds } from './options.js';
 
 interface WorkerFlags extends ConnectionFlags {
   queues?: string[];
   concurrency?: number;
   name?: string;
   loglevel?: string;
+  prefetch?: number;
+  healthPort?: number;
+  shutdownTimeout?: number;
+  autoscale?: { max: number; min: number };
 }
 
 /** `celeriac worker`: runs a worker for an app until SIGTERM or SIGINT. */
@@ -26,12 +32,32 @@ export function registerWorker(program: Command, io: CliIO, done: (code: number)
       )
       .option('-c, --concurrency <n>', 'tasks run at once (default: 10)', integer(1))
       .option('-n, --name <name>', 'node name (default: celeriac@<hostname>)')
+      .option('--prefetch <n>', 'messages reserved beyond the running ones (default: 1)', integer(0))
+      .option(
+        '--autoscale <max,min>',
+        'grow concurrency up to MAX under a backlog, shrink to MIN when idle',
+        autoscale,
+      )
+      .option('--health-port <port>', 'serve /livez and /readyz on this port', integer(0, 65535))
+      .option(
+        '--shutdown-timeout <seconds>',
+        'on SIGTERM, how long running tasks may finish before the worker exits (default: 30)',
+        seconds,
+      )
       .addOption(
         new Option('-l, --loglevel <level>', 'log level (sets CELERIAC_LOG_LEVEL for the app)').choices(
           LOG_LEVELS,
         ),
       ),
   ).action(async (flags: WorkerFlags) => done(await runWorker(flags, io)));
+}
+
+function autoscale(value: string): { max: number; min: number } {
+  try {
+    return parseAutoscale(value);
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message}.`);
+  }
 }
 
 /**
@@ -48,32 +74,32 @@ export async function runWorker(flags: WorkerFlags, io: CliIO): Promise<number> 
     logLevel: flags.loglevel,
     defaultLogLevel: 'info',
   });
-  const worker = app.worker({
-    ...(flags.queues ? { queues: flags.queues } : {}),
-    ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
-    ...(flags.name ? { name: flags.name } : {}),
-    // Thread and process pools load the app again in each thread or child.
-    ...(flags.app ? { appModule: resolve(flags.app) } : {}),
+  const controller = new Controller(app, {
+    worker: {
+      ...(flags.queues ? { queues: flags.queues } : {}),
+      ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
+      ...(flags.prefetch !== undefined ? { prefetch: flags.prefetch } : {}),
+      ...(flags.name ? { name: flags.name } : {}),
+      // Thread and process pools load the app again in each thread or child.
+      ...(flags.app ? { appModule: resolve(flags.app) } : {}),
+    },
+    ...(flags.healthPort !== undefined ? { healthPort: flags.healthPort } : {}),
+    ...(flags.shutdownTimeout !== undefined ? { shutdownTimeoutMs: flags.shutdownTimeout } : {}),
+    ...(flags.autoscale ? { autoscale: flags.autoscale } : {}),
   });
-  const stopping = new Promise<NodeJS.Signals>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      process.once('SIGTERM', hardExit);
-      process.once('SIGINT', hardExit);
-      resolve(signal);
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+  const worker = controller.worker;
+  const exited = controller.untilSignal((signal, mode) => {
+    if (mode === 'graceful')
+      io.stdout.write(
+        `celeriac worker: ${signal}: stopping (running tasks may finish within ${controller.shutdownTimeoutMs / 1000}s; send ${signal} again to exit at once)\n`,
+      );
+    else
+      io.stderr.write(
+        `celeriac worker: second ${signal}: exiting now; running and reserved tasks go back to the broker and will be redelivered\n`,
+      );
   });
-  const hardExit = (signal: NodeJS.Signals) => {
-    io.stderr.write(
-      `celeriac worker: second ${signal}: exiting now; tasks still running were not acked and will be redelivered\n`,
-    );
-    process.exit(1);
-  };
   try {
-    await worker.start();
+    await controller.start();
   } catch (err) {
     await app.close().catch(() => undefined);
     throw err;
@@ -81,19 +107,14 @@ export async function runWorker(flags: WorkerFlags, io: CliIO): Promise<number> 
   const tasks = [...app.tasks.keys()];
   io.stdout.write(
     `celeriac worker ${worker.hostname} ready: broker ${redact(app.config.broker)}, queues ${worker.queues.join(',')}, ` +
-      `concurrency ${worker.concurrency}, ${tasks.length} task${tasks.length === 1 ? '' : 's'}${tasks.length ? ` (${tasks.join(', ')})` : ''}\n`,
+      `concurrency ${worker.concurrency}${controller.autoscaler ? ` (autoscale ${controller.autoscaler.max},${controller.autoscaler.min})` : ''}, ` +
+      `${tasks.length} task${tasks.length === 1 ? '' : 's'}${tasks.length ? ` (${tasks.join(', ')})` : ''}` +
+      `${controller.healthPort !== null ? `, health on :${controller.healthPort}` : ''}\n`,
   );
-  const signal = await stopping;
-  io.stdout.write(
-    `celeriac worker: ${signal}: stopping (running tasks may finish; send ${signal} again to exit at once)\n`,
-  );
-  await worker.stop();
-  await app.close();
+  const code = await exited;
   const s = worker.stats;
   io.stdout.write(
     `celeriac worker stopped: ${s.succeeded} succeeded, ${s.failed} failed, ${s.retried} retried, ${s.rejected} dead-lettered\n`,
   );
-  process.off('SIGTERM', hardExit);
-  process.off('SIGINT', hardExit);
-  return 0;
+  return code;
 }
