@@ -19,8 +19,18 @@ const ADAPTERS: Record<
 /** The schemes `broker` accepts. */
 export const BROKER_SCHEMES = Object.keys(ADAPTERS);
 
+/**
+ * @internal Set on globalThis by the threads/process pool bootstrap (src/worker/pools/child-runtime.ts)
+ * before it imports the app in a thread or child: the app's transport then forwards to the main
+ * worker's, whatever URL the app names. A registered symbol, so every copy of this module in the
+ * thread (src and dist) sees it.
+ */
+export const TRANSPORT_OVERRIDE = Symbol.for('celeriac.pool.transport');
+
 /** Creates (without connecting) the transport for a broker URL. */
 export async function createTransport(url: string, options: TransportOptions = {}): Promise<Transport> {
+  const override = (globalThis as Record<symbol, unknown>)[TRANSPORT_OVERRIDE];
+  if (typeof override === 'function') return (override as () => Transport)();
   const parsed = parseUrl(url, 'broker');
   const scheme = parsed.protocol.replace(/:$/, '');
   const load = ADAPTERS[scheme];

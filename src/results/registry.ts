@@ -19,11 +19,20 @@ const ADAPTERS: Record<
 /** The schemes `results` accepts. */
 export const RESULT_SCHEMES = Object.keys(ADAPTERS);
 
+/**
+ * @internal Set on globalThis by the threads/process pool bootstrap (src/worker/pools/child-runtime.ts)
+ * before it imports the app in a thread or child: the app's result sink then forwards to the main
+ * worker's. A registered symbol, so every copy of this module in the thread (src and dist) sees it.
+ */
+export const SINK_OVERRIDE = Symbol.for('celeriac.pool.sink');
+
 /** Creates (without connecting) the result sink for a results URL. */
 export async function createResultSink(
   url: string,
   options: Record<string, unknown> = {},
 ): Promise<ResultSink> {
+  const override = (globalThis as Record<symbol, unknown>)[SINK_OVERRIDE];
+  if (typeof override === 'function') return (override as () => ResultSink)();
   const parsed = parseUrl(url, 'results');
   const scheme = parsed.protocol.replace(/:$/, '');
   const load = ADAPTERS[scheme];
