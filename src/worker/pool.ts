@@ -1,6 +1,8 @@
+import type { Transport } from '../brokers/transport.js';
 import type { HealthReport } from '../health.js';
 import type { Logger } from '../logging.js';
 import type { TaskState } from '../results/meta.js';
+import type { ResultSink } from '../results/sink.js';
 import type { Task } from '../task.js';
 import type { Outcome } from './execute.js';
 
@@ -60,4 +62,9 @@ export interface PoolOptions {
   maxTasksPerChild?: number | undefined;
   /** Replace a thread or child after a task leaves it above this resident memory (bytes). */
   maxMemoryPerChild?: number | undefined;
+  /**
+   * The main worker's broker and result sink: tasks in threads and children publish, retry, store
+   * and read results through them (the app there gets proxies that forward here).
+   */
+  host?: { transport(): Promise<Transport>; sink(): Promise<ResultSink | null> } | undefined;
 }

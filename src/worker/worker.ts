@@ -196,6 +196,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
           appModule: this.#options.appModule,
           maxTasksPerChild: this.#options.maxTasksPerChild,
           maxMemoryPerChild: this.#options.maxMemoryPerChild,
+          host: { transport: () => this.#core.transport(), sink: () => this.#core.sink() },
         });
         await pool.start();
         this.#pools.set(kind, pool);
