@@ -13,7 +13,7 @@ import type { RedisTransport } from './transport.js';
  *
  * Waiting: a blocking BRPOP on the queue lists would pop a message outside the script (that same
  * window), and Redis has no blocking "peek" over several keys. So an idle consumer blocks with BLPOP
- * on the queues' *wake lists*, which Celeriac publishers (publish.lua), the mover, restores and the
+ * on the queues' *wake lists*, which Celeriac publishers (with every publish), the mover, restores and the
  * fetch script itself ("pass the baton" when it leaves messages behind) push a token onto; the BLPOP
  * times out after `pollInterval`, after which the consumer looks at its queues anyway, so messages
  * that Python publishers LPUSH (no token) are taken within that interval. Tokens are capped (64 per

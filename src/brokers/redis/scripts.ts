@@ -9,7 +9,6 @@ import type { ScriptDefinitions } from './clients.js';
  * EVALSHA and fall back to EVAL on a new connection or after a server restart (NOSCRIPT).
  */
 const NAMES = {
-  celeriacPublish: 'publish',
   celeriacFetch: 'fetch',
   celeriacSettle: 'settle',
   celeriacRequeue: 'requeue',
@@ -26,7 +25,6 @@ type Arg = string | number | Buffer;
 
 declare module 'ioredis' {
   interface RedisCommander<Context extends ClientContext = { type: 'default' }> {
-    celeriacPublish(numkeys: number, ...args: Arg[]): Result<number, Context>;
     celeriacFetch(numkeys: number, ...args: Arg[]): Result<Array<string | number>, Context>;
     celeriacSettle(numkeys: number, ...args: Arg[]): Result<number, Context>;
     celeriacRequeue(numkeys: number, ...args: Arg[]): Result<number, Context>;
@@ -45,7 +43,7 @@ function scriptsDir(): string {
   const candidates = ['./scripts/', '../../../src/brokers/redis/scripts/'];
   for (const rel of candidates) {
     const dir = fileURLToPath(new URL(rel, import.meta.url));
-    if (existsSync(`${dir}publish.lua`)) return dir;
+    if (existsSync(`${dir}fetch.lua`)) return dir;
   }
   throw new Error(`celeriac: the Redis transport's Lua scripts were not found next to ${import.meta.url}`);
 }

@@ -27,6 +27,8 @@ import type { RedisEndpoint } from './url.js';
 export const WAKE_CAP = 64;
 /** Most tags per settle script call (Lua's unpack limit is a few thousand). */
 const SETTLE_CHUNK = 1000;
+/** Most envelopes per LPUSH command. */
+const PUSH_CHUNK = 1000;
 
 type Log = NonNullable<TransportOptions['log']>;
 
@@ -42,10 +44,20 @@ export interface Held {
   consumer: RedisConsumer;
 }
 
+/** One message of a publish, ready to write. */
+interface Write {
+  group: string;
+  queue: string;
+  /** The list (ready) or the delayed zset (notBefore in the future). */
+  key: string;
+  /** notBefore (epoch ms) for a delayed message, else null. */
+  score: number | null;
+  /** The envelope (ready) or step char + envelope (delayed). */
+  payload: string;
+}
+
 interface PendingPublish {
-  /** Script calls by key group (one group outside Cluster). */
-  calls: Map<string, { keys: string[]; args: Array<string | number> }>;
-  declare: string[];
+  writes: Write[];
   count: number;
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -168,11 +180,7 @@ export class RedisTransport implements Transport {
 
   private prepare(messages: readonly OutgoingMessage[]): PendingPublish {
     const now = Date.now();
-    const calls = new Map<
-      string,
-      { keys: string[]; scores: string[]; payloads: string[]; wakes: Set<string> }
-    >();
-    const declare: string[] = [];
+    const writes: Write[] = [];
     messages.forEach((m, i) => {
       if (typeof m.queue !== 'string' || m.queue === '') {
         throw new PayloadError(
@@ -183,6 +191,8 @@ export class RedisTransport implements Transport {
       if (m.notBefore !== undefined && !Number.isFinite(m.notBefore)) {
         throw new PayloadError(`messages[${i}].notBefore`, `expected epoch milliseconds, got ${m.notBefore}`);
       }
+    });
+    for (const m of messages) {
       const step = stepOf(toKombuPriority(m.message.priority));
       const envelope = toKombuEnvelope(m.message, {
         exchange: '',
@@ -190,33 +200,27 @@ export class RedisTransport implements Transport {
         deliveryTag: randomUUID(),
       });
       const group = this.keys.group(m.queue);
-      let call = calls.get(group);
-      if (!call) {
-        call = { keys: [], scores: [], payloads: [], wakes: new Set() };
-        calls.set(group, call);
-      }
       if (m.notBefore !== undefined && m.notBefore > now) {
-        call.keys.push(this.keys.delayed(m.queue));
-        call.scores.push(String(Math.round(m.notBefore)));
-        call.payloads.push(`${step}${envelope}`);
-        this.maintenance?.dueAt(m.queue, m.notBefore);
+        const notBefore = Math.round(m.notBefore);
+        writes.push({
+          group,
+          queue: m.queue,
+          key: this.keys.delayed(m.queue),
+          score: notBefore,
+          payload: `${step}${envelope}`,
+        });
+        this.maintenance?.dueAt(m.queue, notBefore);
       } else {
-        call.keys.push(this.keys.list(m.queue, step));
-        call.scores.push('');
-        call.payloads.push(envelope);
-        call.wakes.add(this.keys.wake(m.queue));
+        writes.push({
+          group,
+          queue: m.queue,
+          key: this.keys.list(m.queue, step),
+          score: null,
+          payload: envelope,
+        });
       }
-      if (!this.declared.has(m.queue)) declare.push(m.queue);
-    });
-    const out = new Map<string, { keys: string[]; args: Array<string | number> }>();
-    for (const [group, c] of calls) {
-      const args: Array<string | number> = [c.keys.length, c.wakes.size, WAKE_CAP];
-      c.scores.forEach((s, i) => {
-        args.push(s, c.payloads[i] as string);
-      });
-      out.set(group, { keys: [...c.keys, ...c.wakes], args });
     }
-    return { calls: out, declare, count: messages.length, resolve: () => {}, reject: () => {} };
+    return { writes, count: messages.length, resolve: () => {}, reject: () => {} };
   }
 
   private scheduleFlush(): void {
@@ -232,56 +236,84 @@ export class RedisTransport implements Transport {
     });
   }
 
-  /** Sends a batch of publishes: one pipeline (per slot group on Cluster), one script per publish call. */
+  /**
+   * Sends every publish of a tick in one MULTI/EXEC per key group (one group outside Cluster; a plain
+   * pipeline when the batch writes a single list or set, which one command makes atomic): one
+   * variadic LPUSH per list (publish order kept: kombu's consumer pops from the right), one ZADD per
+   * delayed set, a wake-up token per queue (LPUSH + LTRIM to 64), and the kombu binding of queues not
+   * declared yet. The transaction makes each publish call all-or-nothing, several calls at once too;
+   * on Cluster, a call whose messages span slots is atomic per slot.
+   */
   private async send(batch: PendingPublish[]): Promise<void> {
     const client = this.redis();
-    const pipes = new Map<string, ChainableCommander>();
-    const pipeFor = (group: string): ChainableCommander => {
-      let p = pipes.get(group);
-      if (!p) {
-        p = client.pipeline();
-        pipes.set(group, p);
+    const groups = new Map<
+      string,
+      {
+        lists: Map<string, string[]>;
+        zsets: Map<string, Array<string | number>>;
+        queues: Set<string>;
+        wake: Set<string>;
       }
-      return p;
-    };
-    // Each publish's result slots: [group, index in that pipeline].
-    const slots: Array<Array<[string, number]>> = [];
-    const counts = new Map<string, number>();
-    const declared: string[] = [];
+    >();
+    const touched: Array<Set<string>> = [];
     for (const entry of batch) {
-      const mine: Array<[string, number]> = [];
-      for (const [group, call] of entry.calls) {
-        pipeFor(group).celeriacPublish(call.keys.length, ...call.keys, ...call.args);
-        const n = counts.get(group) ?? 0;
-        mine.push([group, n]);
-        counts.set(group, n + 1);
-      }
-      slots.push(mine);
-      for (const q of entry.declare) {
-        const binding = this.keys.binding(q);
-        if (binding && !this.declared.has(q) && !declared.includes(q)) {
-          const group = this.keys.group(q);
-          pipeFor(group).sadd(binding, `${q}${SEP}${SEP}${q}`);
-          counts.set(group, (counts.get(group) ?? 0) + 1);
-          declared.push(q);
+      const mine = new Set<string>();
+      for (const w of entry.writes) {
+        let g = groups.get(w.group);
+        if (!g) {
+          g = { lists: new Map(), zsets: new Map(), queues: new Set(), wake: new Set() };
+          groups.set(w.group, g);
+        }
+        mine.add(w.group);
+        g.queues.add(w.queue);
+        if (w.score === null) {
+          g.wake.add(w.queue);
+          const list = g.lists.get(w.key);
+          if (list) list.push(w.payload);
+          else g.lists.set(w.key, [w.payload]);
+        } else {
+          const zset = g.zsets.get(w.key);
+          if (zset) zset.push(w.score, w.payload);
+          else g.zsets.set(w.key, [w.score, w.payload]);
         }
       }
+      touched.push(mine);
     }
-    const results = new Map<string, Array<[Error | null, unknown]> | Error>();
+    const failed = new Map<string, Error>();
+    const declared: string[] = [];
     await Promise.all(
-      [...pipes].map(async ([group, p]) => {
+      [...groups].map(async ([group, g]) => {
+        // One data key: a single LPUSH/ZADD is atomic by itself, a plain pipeline is enough.
+        const tx = g.lists.size + g.zsets.size > 1 ? client.multi() : client.pipeline();
+        for (const [key, payloads] of g.lists) {
+          for (let i = 0; i < payloads.length; i += PUSH_CHUNK)
+            tx.lpush(key, ...payloads.slice(i, i + PUSH_CHUNK));
+        }
+        for (const [key, args] of g.zsets) tx.zadd(key, ...args);
+        for (const q of g.wake) {
+          const wake = this.keys.wake(q);
+          tx.lpush(wake, '1').ltrim(wake, 0, WAKE_CAP - 1);
+        }
+        for (const q of g.queues) {
+          const binding = this.keys.binding(q);
+          if (binding && !this.declared.has(q)) {
+            tx.sadd(binding, `${q}${SEP}${SEP}${q}`);
+            declared.push(q);
+          }
+        }
         try {
-          results.set(group, (await p.exec()) ?? []);
+          const replies = await tx.exec();
+          const err = replies === null ? new Error('transaction aborted') : replies.find(([e]) => e)?.[0];
+          if (err) failed.set(group, err);
         } catch (err) {
-          results.set(group, err instanceof Error ? err : new Error(String(err)));
+          failed.set(group, err instanceof Error ? err : new Error(String(err)));
         }
       }),
     );
     for (const q of declared) this.declared.add(q);
     batch.forEach((entry, i) => {
-      for (const [group, index] of slots[i] ?? []) {
-        const r = results.get(group);
-        const err = r instanceof Error ? r : r?.[index]?.[0];
+      for (const group of touched[i] ?? []) {
+        const err = failed.get(group);
         if (err) {
           entry.reject(
             new ConnectionError(`redis broker ${this.label}: publish failed: ${err.message}`, { cause: err }),

@@ -30,6 +30,10 @@ local nq = tonumber(ARGV[3])
 local out = {}
 local got = 0
 
+local hset = {}
+local zadd = {}
+local tags = {}
+
 local function track(q, raw)
   local tag, ex, rk
   -- Fast path: kombu (and Celeriac) write properties last and delivery_tag last in it.
@@ -54,13 +58,15 @@ local function track(q, raw)
       value = '[' .. cjson.encode(raw) .. ', "", ' .. cjson.encode(ARGV[4 + q]) .. ']'
     end
   end
-  redis.call('HSET', KEYS[1], tag, value)
-  redis.call('ZADD', KEYS[2], score, tag)
-  local before = redis.call('HGET', KEYS[3], tag) or '0'
+  hset[#hset + 1] = tag
+  hset[#hset + 1] = value
+  zadd[#zadd + 1] = score
+  zadd[#zadd + 1] = tag
+  tags[#tags + 1] = tag
   out[#out + 1] = q
   out[#out + 1] = raw
   out[#out + 1] = tag
-  out[#out + 1] = before
+  out[#out + 1] = 0
 end
 
 for step = 1, 4 do
@@ -73,6 +79,16 @@ for step = 1, 4 do
       end
       got = got + #items
     end
+  end
+end
+
+if got > 0 then
+  -- One command each for the whole batch.
+  redis.call('HSET', KEYS[1], unpack(hset))
+  redis.call('ZADD', KEYS[2], unpack(zadd))
+  local before = redis.call('HMGET', KEYS[3], unpack(tags))
+  for i = 1, got do
+    out[4 * i] = before[i] or 0
   end
 end
 
