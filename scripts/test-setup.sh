@@ -20,7 +20,7 @@ else
 fi
 
 # 2. Debian packages: the Python Celery peer (python3-celery with its Redis and AMQP transports).
-packages=(python3-celery python3-redis python3-amqp)
+packages=(python3-celery python3-redis python3-amqp chromium)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
