@@ -1,0 +1,179 @@
+import type { AsyncMessage, Channel } from 'rabbitmq-client';
+import type { Consumer, Delivery } from '../transport.js';
+
+/** What a consumer needs from its transport. */
+export interface ConsumerHost {
+  acquire(): Promise<Channel>;
+  declareQueue(queue: string): Promise<void>;
+  forgetQueue(queue: string): void;
+  isQuorum(queue: string): boolean;
+  /** A delivery arrived on `ch` for `queue`. */
+  receive(consumer: AmqpConsumer, ch: Channel, queue: string, msg: AsyncMessage): void;
+  /** The channel is gone: its unsettled deliveries can no longer be settled (RabbitMQ requeues them). */
+  lose(ch: Channel): void;
+  log(level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void;
+  readonly closed: boolean;
+}
+
+const BACKOFF_MS = [100, 200, 500, 1000, 2000, 5000];
+
+/**
+ * One `consume()` call: its own channel, one AMQP consumer per queue on it.
+ *
+ * Prefetch: `basic.qos(prefetch, global = true)` bounds the unsettled deliveries of the whole
+ * channel, so one consumer on several queues holds at most `prefetch` in all. RabbitMQ 3.10 quorum
+ * queues refuse global QoS: a consumer with a quorum queue among its queues uses per-consumer QoS
+ * (`global = false`), and then the bound holds per queue. `setPrefetch` re-issues `basic.qos` (and,
+ * for per-consumer QoS, which only applies to new consumers, re-subscribes each queue; deliveries
+ * held stay held).
+ *
+ * Recovery, so that a consumer that stays connected but no longer consumes cannot happen: a channel
+ * closed by the server (a 406, a lost connection, a missed heartbeat) is replaced and every queue
+ * subscribed again; a consumer cancelled by the server (its queue deleted) re-declares its queue and
+ * subscribes again. Both retry with backoff (100 ms … 5 s) until they succeed or the consumer is
+ * cancelled, and `recovering` says so meanwhile (the transport reports it as degraded health).
+ */
+export class AmqpConsumer implements Consumer {
+  /** Why this consumer is not consuming everything it should right now, or undefined. */
+  recovering: string | undefined;
+  cancelled = false;
+  private channel: Channel | undefined;
+  private readonly tags = new Map<string, string>();
+  private unsettled = 0;
+  private global: boolean;
+
+  constructor(
+    private readonly host: ConsumerHost,
+    readonly queues: readonly string[],
+    private prefetch: number,
+    readonly onDelivery: (delivery: Delivery) => void,
+  ) {
+    this.global = !queues.some((q) => host.isQuorum(q));
+  }
+
+  async start(): Promise<void> {
+    await this.attach();
+  }
+
+  /** A delivery of this consumer was settled (or lost with its channel). */
+  settled(ch: Channel): void {
+    if (ch !== this.channel) return;
+    this.unsettled = Math.max(0, this.unsettled - 1);
+    if (this.cancelled && this.unsettled === 0) void this.closeChannel();
+  }
+
+  held(): void {
+    this.unsettled += 1;
+  }
+
+  setPrefetch(prefetch: number): void {
+    this.prefetch = prefetch;
+    const ch = this.channel;
+    if (!ch?.active || this.cancelled) return;
+    void (async () => {
+      await ch.basicQos({ prefetchCount: prefetch, global: this.global });
+      if (!this.global) {
+        for (const [tag, queue] of [...this.tags]) {
+          await ch.basicCancel(tag);
+          this.tags.delete(tag);
+          await this.subscribe(ch, queue);
+        }
+      }
+    })().catch((err) => this.host.log('warn', 'amqp: setPrefetch failed', { error: String(err) }));
+  }
+
+  async cancel(): Promise<void> {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.recovering = undefined;
+    const ch = this.channel;
+    if (!ch?.active) return;
+    for (const tag of [...this.tags.keys()]) await ch.basicCancel(tag).catch(() => {});
+    this.tags.clear();
+    // Deliveries handed out stay owned (their tags live on this channel) until settled.
+    if (this.unsettled === 0) await this.closeChannel();
+  }
+
+  /** Closes the channel for good (transport close): unsettled deliveries go back to their queues. */
+  async close(): Promise<void> {
+    this.cancelled = true;
+    this.recovering = undefined;
+    await this.closeChannel();
+  }
+
+  private async closeChannel(): Promise<void> {
+    const ch = this.channel;
+    this.channel = undefined;
+    if (ch) this.host.lose(ch);
+    if (ch?.active) await ch.close().catch(() => {});
+  }
+
+  private async attach(): Promise<void> {
+    const ch = await this.host.acquire();
+    try {
+      ch.on('close', () => this.onChannelClosed(ch));
+      ch.on('basic.cancel', (tag: string) => this.onServerCancel(ch, tag));
+      await ch.basicQos({ prefetchCount: this.prefetch, global: this.global });
+      this.channel = ch;
+      this.unsettled = 0;
+      for (const queue of this.queues) {
+        await this.host.declareQueue(queue);
+        await this.subscribe(ch, queue);
+      }
+    } catch (err) {
+      if (this.channel === ch) this.channel = undefined;
+      await ch.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  private async subscribe(ch: Channel, queue: string): Promise<void> {
+    const { consumerTag } = await ch.basicConsume({ queue }, (msg) =>
+      this.host.receive(this, ch, queue, msg),
+    );
+    this.tags.set(consumerTag, queue);
+  }
+
+  private onChannelClosed(ch: Channel): void {
+    this.host.lose(ch);
+    if (ch !== this.channel) return;
+    this.channel = undefined;
+    this.tags.clear();
+    if (this.cancelled || this.host.closed) return;
+    this.recovering = `channel of consumer on ${this.queues.join(', ')} closed; re-subscribing`;
+    this.host.log('warn', 'amqp: consumer channel closed, recovering', { queues: this.queues });
+    void this.retry(async () => this.attach(), 'resubscribed after its channel closed');
+  }
+
+  private onServerCancel(ch: Channel, tag: string): void {
+    const queue = this.tags.get(tag);
+    this.tags.delete(tag);
+    if (queue === undefined || this.cancelled || ch !== this.channel) return;
+    this.host.forgetQueue(queue);
+    this.recovering = `consumer on '${queue}' cancelled by the server (queue deleted?); re-declaring`;
+    this.host.log('warn', 'amqp: consumer cancelled by the server, recovering', { queue });
+    void this.retry(async () => {
+      if (ch !== this.channel || !ch.active) return; // the channel recovery re-subscribes everything
+      await this.host.declareQueue(queue);
+      await this.subscribe(ch, queue);
+    }, `re-subscribed to '${queue}' after a server cancel`);
+  }
+
+  private async retry(step: () => Promise<void>, what: string): Promise<void> {
+    for (let attempt = 0; !this.cancelled && !this.host.closed; attempt++) {
+      await new Promise((r) => setTimeout(r, BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)]));
+      if (this.cancelled || this.host.closed) return;
+      try {
+        await step();
+        this.recovering = undefined;
+        this.host.log('info', `amqp: consumer ${what}`, { queues: this.queues, attempts: attempt + 1 });
+        return;
+      } catch (err) {
+        this.recovering = `${this.recovering ?? 'recovering'} (attempt ${attempt + 1}: ${String(err)})`.slice(
+          0,
+          500,
+        );
+      }
+    }
+  }
+}

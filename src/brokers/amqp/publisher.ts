@@ -1,0 +1,97 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Channel, Connection, ReturnedMessage } from 'rabbitmq-client';
+import { ClosedError, ConnectionError } from '../../errors.js';
+import type { OutgoingEnvelope } from './frames.js';
+import { ChannelSlot } from './topology.js';
+
+/** One message to publish on the confirm channel. */
+export interface Publication {
+  envelope: OutgoingEnvelope;
+  body: Buffer;
+}
+
+/**
+ * Publishes with publisher confirms, a batch at a time: every message of a `send()` is written to
+ * the channel at once and the call resolves when the broker has confirmed them all (RabbitMQ acks
+ * them together). While the connection is down, sends wait for it (up to `publishTimeoutMs`), and
+ * at most `maxBacklog` messages wait in all; beyond that `send()` rejects at once with
+ * ConnectionError. Messages not confirmed when a channel or connection is lost are sent again on
+ * the next one (at-least-once: one that the broker had received but not yet confirmed is then there
+ * twice).
+ *
+ * Messages are published `mandatory`: one that RabbitMQ cannot route (its queue was deleted under
+ * us) comes back, and `onReturn` re-declares the queue and sends it again.
+ */
+export class ConfirmPublisher {
+  private readonly slot: ChannelSlot;
+  private waiting = 0;
+  private closed = false;
+
+  constructor(
+    connection: () => Connection,
+    private readonly limits: { maxBacklog: number; publishTimeoutMs: number },
+    private readonly onReturn: (msg: ReturnedMessage) => void,
+  ) {
+    this.slot = new ChannelSlot(connection, async (ch: Channel) => {
+      await ch.confirmSelect();
+      ch.on('basic.return', (msg: ReturnedMessage) => this.onReturn(msg));
+    });
+  }
+
+  /** Messages accepted by `send()` and not confirmed yet. */
+  get backlog(): number {
+    return this.waiting;
+  }
+
+  async send(items: readonly Publication[], connected: boolean): Promise<void> {
+    if (this.closed) throw new ClosedError('amqp publisher');
+    if (items.length === 0) return;
+    if (!connected && this.waiting + items.length > this.limits.maxBacklog) {
+      throw new ConnectionError(
+        `RabbitMQ is unreachable and the publish backlog is full (${this.waiting} waiting, maxBacklog ${this.limits.maxBacklog})`,
+      );
+    }
+    this.waiting += items.length;
+    const deadline = Date.now() + this.limits.publishTimeoutMs;
+    let todo = [...items];
+    let lastError: unknown;
+    try {
+      while (todo.length > 0) {
+        if (this.closed) throw new ClosedError('amqp publisher');
+        if (Date.now() > deadline) {
+          throw new ConnectionError(
+            `publish not confirmed within ${this.limits.publishTimeoutMs} ms (${todo.length} of ${items.length} messages): ${String(lastError)}`,
+            { cause: lastError },
+          );
+        }
+        let ch: Channel;
+        try {
+          ch = await this.slot.get();
+        } catch (err) {
+          lastError = err;
+          await sleep(100);
+          continue;
+        }
+        const outcomes = await Promise.allSettled(
+          todo.map((p) => ch.basicPublish({ ...p.envelope, mandatory: true }, p.body)),
+        );
+        const failed: Publication[] = [];
+        outcomes.forEach((o, i) => {
+          if (o.status === 'rejected') {
+            lastError = o.reason;
+            failed.push(todo[i] as Publication);
+          }
+        });
+        todo = failed;
+        if (todo.length > 0) await sleep(50);
+      }
+    } finally {
+      this.waiting -= items.length;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.slot.close();
+  }
+}
