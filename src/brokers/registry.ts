@@ -14,6 +14,8 @@ const ADAPTERS: Record<
   rediss: () => import('./redis/index.js'),
   'redis+sentinel': () => import('./redis/index.js'),
   'redis+cluster': () => import('./redis/index.js'),
+  amqp: () => import('./amqp/index.js'),
+  amqps: () => import('./amqp/index.js'),
 };
 
 /** The schemes `broker` accepts. */
