@@ -154,6 +154,8 @@ export class Controller {
     onSignal: (signal: NodeJS.Signals, mode: 'graceful' | 'cold') => void = () => undefined,
   ): Promise<number> {
     return new Promise<number>((resolve) => {
+      // Nothing else may hold the process open (memory:// has no socket): this does, until a signal.
+      const keepAlive = setInterval(() => undefined, 1 << 30);
       let signalled = false;
       const handler = (signal: NodeJS.Signals) => {
         if (!signalled) {
@@ -166,6 +168,7 @@ export class Controller {
         }
       };
       const finish = (code: number) => {
+        clearInterval(keepAlive);
         process.off('SIGTERM', handler);
         process.off('SIGINT', handler);
         resolve(code);
