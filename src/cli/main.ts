@@ -8,6 +8,7 @@ import { registerDemo } from './demo.js';
 import type { CliIO } from './io.js';
 import { CommandFailed, processIO, UsageError } from './io.js';
 import { registerPurge } from './purge.js';
+import { registerRun } from './run.js';
 import { registerWorker } from './worker.js';
 
 /** Exit codes: 0 done, 1 the command ran and failed (a task failed, a timeout), 2 a usage error. */
@@ -30,6 +31,7 @@ export function buildProgram(io: CliIO, done: (code: number) => void): Command {
   registerCall(program, io, done);
   registerDead(program, io, done);
   registerPurge(program, io, done);
+  registerRun(program, io, done);
   return program;
 }
 
