@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { TaskHeaders } from '../messages/types.js';
 
 /**
  * What a worker reports as it runs (STYLE.md 11): a typed event map. Metrics, monitoring events and
@@ -13,6 +14,8 @@ export interface WorkerEventMap {
     queue: string;
     retries: number;
     eta: string | null;
+    /** The message's protocol v2 headers (argsrepr, kwargsrepr, root_id, parent_id, expires…), for monitoring events. */
+    headers: Readonly<TaskHeaders>;
     at: number;
   };
   'task-started': { id: string; name: string; queue: string; retries: number; at: number };

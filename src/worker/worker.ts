@@ -50,6 +50,8 @@ export interface WorkerOptions {
   maxMemoryPerChild?: number;
   /** How many recently succeeded (task, id) pairs are remembered to drop redelivered duplicates. Default 10,000; 0 turns it off. */
   idempotencyWindow?: number;
+  /** Send Celery's monitoring events (task-received…, worker heartbeats) on the broker's `celeryev` fan-out, as Celery's `-E`. Default false. */
+  events?: boolean;
 }
 
 /** @internal what the app gives a worker. */
@@ -498,6 +500,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       queue: delivery.queue,
       retries: job.retries,
       eta: job.message.headers.eta,
+      headers: job.message.headers,
       at: Date.now(),
     });
     if (this.#revoked.has(job.id)) {
