@@ -1,5 +1,5 @@
 import { createTransport, redactUrl } from './brokers/registry.js';
-import type { Transport } from './brokers/transport.js';
+import type { OutgoingMessage, Transport } from './brokers/transport.js';
 import type { CeleriacConfig, ResolvedConfig } from './config.js';
 import { resolveConfig } from './config.js';
 import type { SendRequest } from './core.js';
@@ -16,6 +16,8 @@ import type { Logger } from './logging.js';
 import { createLogger } from './logging.js';
 import { originName, subscriberTaskId, threadOid, uuid4 } from './messages/ids.js';
 import { EVENT_HEADER, EVENT_ID_HEADER } from './messages/types.js';
+import type { MonitoringEvents } from './observability/events/worker-events.js';
+import { sendWorkerEvents } from './observability/events/worker-events.js';
 import { Publisher } from './publisher/publisher.js';
 import { AsyncResult } from './result.js';
 import { createResultSink } from './results/registry.js';
@@ -44,6 +46,7 @@ export class Celeriac {
   readonly #tasks = new Map<string, Task<never[], unknown>>();
   readonly #events = new Map<string, CeleriacEvent<Record<string, unknown>>>();
   readonly #workers = new Set<Worker>();
+  readonly #monitors: MonitoringEvents[] = [];
   readonly #router: Router;
   readonly #publisher: Publisher;
   #transport: Promise<Transport> | null = null;
@@ -175,7 +178,17 @@ export class Celeriac {
     this.#assertOpen();
     const worker = new Worker(this.#core, options);
     this.#workers.add(worker);
+    if (options.events)
+      this.#monitors.push(sendWorkerEvents(worker, { transport: () => this.#getTransport(), log: this.log }));
     return worker;
+  }
+
+  /**
+   * Calls `listener` with each batch of messages this app publishes, once the broker has it (used by
+   * `sendTaskSentEvents` and metrics). Returns a function that removes it.
+   */
+  onPublished(listener: (messages: readonly OutgoingMessage[]) => void): () => void {
+    return this.#publisher.onPublished(listener);
   }
 
   /** Registered tasks by name. */
@@ -225,6 +238,8 @@ export class Celeriac {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.all([...this.#workers].map((w) => w.stop()));
+    // The last monitoring events (worker-offline) go out before the connections close.
+    await Promise.all(this.#monitors.map((m) => m.close()));
     const transport = this.#transport ? await this.#transport.catch(() => null) : null;
     const sink = this.#sink ? await this.#sink.catch(() => null) : null;
     await Promise.all([transport?.close(), sink?.close()]);

@@ -19,6 +19,7 @@ export class Publisher {
   readonly #router: Router;
   readonly #origin: string;
   readonly #replyTo: string;
+  readonly #published = new Set<(messages: readonly OutgoingMessage[]) => void>();
 
   constructor(
     transport: () => Promise<Transport>,
@@ -50,7 +51,19 @@ export class Publisher {
       sent.push({ id: built.message.headers.id as string, queue: built.queue });
     }
     await transport.publish(out);
+    for (const listener of this.#published) listener(out);
     return sent;
+  }
+
+  /**
+   * Calls `listener` with each batch once the broker has it (task-sent monitoring events, metrics).
+   * Returns a function that removes it. A listener must not throw.
+   */
+  onPublished(listener: (messages: readonly OutgoingMessage[]) => void): () => void {
+    this.#published.add(listener);
+    return () => {
+      this.#published.delete(listener);
+    };
   }
 
   /** Builds the wire message for a request (throws PayloadError for what JSON cannot carry). */

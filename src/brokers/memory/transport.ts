@@ -11,7 +11,9 @@ import type {
   TransportOptions,
 } from '../transport.js';
 import type { Connection, MemoryBroker } from './broker.js';
+import { MemoryFanout } from './fanout.js';
 import { acquireBroker, releaseBroker } from './registry.js';
+import { MemoryRevocations } from './revocations.js';
 
 /**
  * One connection to an in-process memory broker (see `index.ts` for how brokers are named and shared).
@@ -27,6 +29,8 @@ export class MemoryTransport implements Transport {
   readonly shared = false;
   readonly deadLetters: DeadLetterStore;
   readonly subscriptions: SubscriptionRegistry;
+  readonly fanout = new MemoryFanout(() => this.open().broker);
+  readonly revocations = new MemoryRevocations(() => this.open().broker);
   private broker: MemoryBroker | undefined;
   private connection: Connection | undefined;
   private closed = false;
