@@ -15,11 +15,13 @@ import type {
 } from '../transport.js';
 import { ConnectionWatch, createClient, ensureConnected, type RedisClient } from './clients.js';
 import { RedisConsumer } from './consumer.js';
+import { RedisFanout } from './fanout.js';
 import { redeliveredText } from './envelope.js';
 import { clusterLayout, type KeyLayout, kombuLayout, SEP, stepOf } from './keys.js';
 import { Maintenance } from './maintenance.js';
 import { transportScripts } from './scripts.js';
 import { type RedisSettings, resolveSettings } from './settings.js';
+import { RedisRevocations } from './revocations.js';
 import { RedisDeadLetters, RedisSubscriptions } from './stores.js';
 import type { RedisEndpoint } from './url.js';
 
@@ -80,6 +82,8 @@ export class RedisTransport implements Transport {
   readonly defaultPriority = 9;
   readonly deadLetters: DeadLetterStore;
   readonly subscriptions: SubscriptionRegistry;
+  readonly fanout = new RedisFanout(this);
+  readonly revocations = new RedisRevocations(this);
   readonly keys: KeyLayout;
   readonly settings: RedisSettings;
   readonly log: Log;
