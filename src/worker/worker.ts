@@ -1,5 +1,6 @@
 import { availableParallelism, hostname as osHostname } from 'node:os';
 import type { Consumer, Delivery, Transport } from '../brokers/transport.js';
+import { Mailbox } from '../control/mailbox.js';
 import type { AppCore } from '../core.js';
 import type { Duration } from '../duration.js';
 import { toMs } from '../duration.js';
@@ -113,6 +114,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #transport: Transport | null = null;
   #sink: ResultSink | null = null;
   #consumer: Consumer | null = null;
+  #mailbox: Mailbox | null = null;
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   readonly #sizes: Record<PoolKind, number>;
   readonly #pools = new Map<PoolKind, Pool>();
@@ -226,6 +228,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       await Promise.all([...this.#pools.values()].map((p) => p.stop({ force: true })));
       throw err;
     }
+    this.#mailbox = await Mailbox.start(this, this.#transport, this.#log);
     this.#state = 'running';
     // Deliveries can arrive while consume() is starting: they were reserved meanwhile; run them now.
     this.#pumpAll();
@@ -254,6 +257,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       return;
     }
     this.#state = 'stopping';
+    await this.#mailbox?.stop();
     const timeoutMs = toMs(options.timeout ?? this.#shutdownMs, 'timeout');
     await this.#consumer
       ?.cancel()
