@@ -7,6 +7,7 @@ import type { EagerResult } from './eager.js';
 import type { EagerCore } from './eager-run.js';
 import { applyEager } from './eager-run.js';
 import { readEnv } from './env.js';
+import { Control } from './control/control.js';
 import { ClosedError, ConfigError } from './errors.js';
 import type { EventCore, EventPayload, EventSubscriber, PublishedEvent } from './event.js';
 import { CeleriacEvent } from './event.js';
@@ -52,6 +53,7 @@ export class Celeriac {
   #transport: Promise<Transport> | null = null;
   #sink: Promise<ResultSink | null> | null = null;
   #closed = false;
+  #control: Control | null = null;
   readonly #core: WorkerCore & EagerCore & EventCore;
 
   constructor(config: CeleriacConfig = {}) {
@@ -199,6 +201,18 @@ export class Celeriac {
   /** Declared events by name. */
   get events(): ReadonlyMap<string, CeleriacEvent<Record<string, unknown>>> {
     return this.#events;
+  }
+
+  /**
+   * Remote control of workers, Celery's `app.control`: ping, inspect, revoke, rate_limit, shutdown…
+   *
+   * @example
+   * await app.control.revoke(result.id, { terminate: true });
+   * const active = await app.control.inspect().active();
+   */
+  get control(): Control {
+    this.#control ??= new Control({ transport: () => this.#getTransport(), log: this.log, oid: threadOid() });
+    return this.#control;
   }
 
   /** The broker transport (connected). For tools such as the CLI's `dead` and `purge`. */
