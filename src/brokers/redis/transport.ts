@@ -15,13 +15,13 @@ import type {
 } from '../transport.js';
 import { ConnectionWatch, createClient, ensureConnected, type RedisClient } from './clients.js';
 import { RedisConsumer } from './consumer.js';
-import { RedisFanout } from './fanout.js';
 import { redeliveredText } from './envelope.js';
+import { RedisFanout } from './fanout.js';
 import { clusterLayout, type KeyLayout, kombuLayout, SEP, stepOf } from './keys.js';
 import { Maintenance } from './maintenance.js';
+import { RedisRevocations } from './revocations.js';
 import { transportScripts } from './scripts.js';
 import { type RedisSettings, resolveSettings } from './settings.js';
-import { RedisRevocations } from './revocations.js';
 import { RedisDeadLetters, RedisSubscriptions } from './stores.js';
 import type { RedisEndpoint } from './url.js';
 
