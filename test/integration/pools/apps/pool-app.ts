@@ -36,6 +36,7 @@ export function defineTasks(app: Celeriac): void {
     },
     { pool: 'async' },
   );
+  app.task('pools.where', () => ({ threadId, pid: process.pid }));
   app.task('pools.io', async (ms: number) => {
     await sleep(ms);
     return Date.now();
