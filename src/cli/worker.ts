@@ -17,6 +17,7 @@ interface WorkerFlags extends ConnectionFlags {
   healthPort?: number;
   shutdownTimeout?: number;
   autoscale?: { max: number; min: number };
+  events?: boolean;
 }
 
 /** `celeriac worker`: runs a worker for an app until SIGTERM or SIGINT. */
@@ -37,6 +38,10 @@ export function registerWorker(program: Command, io: CliIO, done: (code: number)
         '--autoscale <max,min>',
         'grow concurrency up to MAX under a backlog, shrink to MIN when idle',
         autoscale,
+      )
+      .option(
+        '-E, --events',
+        "send Celery's monitoring events (celery events, Flower, celeriac events/dashboard)",
       )
       .option('--health-port <port>', 'serve /livez and /readyz on this port', integer(0, 65535))
       .option(
@@ -80,6 +85,7 @@ export async function runWorker(flags: WorkerFlags, io: CliIO): Promise<number> 
       ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
       ...(flags.prefetch !== undefined ? { prefetch: flags.prefetch } : {}),
       ...(flags.name ? { name: flags.name } : {}),
+      ...(flags.events ? { events: true } : {}),
       // Thread and process pools load the app again in each thread or child.
       ...(flags.app ? { appModule: resolve(flags.app) } : {}),
     },
