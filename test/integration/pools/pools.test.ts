@@ -106,6 +106,18 @@ describe.each(['threads', 'process'] as const)('%s pool', (pool) => {
     expect(worker.health().status).toBe('healthy');
   });
 
+  it('a task that ends its thread or child fails with WorkerLostError; the slot is replaced', async () => {
+    const { app, worker } = setup(pool);
+    await worker.start();
+    const before = await call<Where>(app, `${pool}.where`);
+    const r = await app.sendTask(`${pool}.exit`);
+    const err = (await r.get({ timeout: 15_000 }).catch((e: unknown) => e)) as TaskError;
+    expect(err.excType).toBe('WorkerLostError');
+    expect(err.message).toMatch(/exited prematurely.*code 3/);
+    const after = await call<Where>(app, `${pool}.where`);
+    expect(slotOf(pool, after)).not.toBe(slotOf(pool, before));
+  });
+
   it('revoke with terminate stops a running task: REVOKED, and the worker keeps serving', async () => {
     const { app, worker } = setup(pool);
     await worker.start();

@@ -72,6 +72,13 @@ export function defineTasks(app: Celeriac): void {
       { pool, timeLimit: { hard: 300 } },
     );
     app.task(
+      p + 'exit',
+      () => {
+        process.exit(3); // ends the thread (threads) or the child (process) under the task
+      },
+      { pool },
+    );
+    app.task(
       p + 'soft',
       async (ctx: TaskContext) => {
         try {
