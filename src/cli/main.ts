@@ -5,6 +5,7 @@ import { CeleriacError, ConfigError } from '../index.js';
 import { registerCall } from './call.js';
 import { registerDead } from './dead.js';
 import { registerDemo } from './demo.js';
+import { registerEvents } from './events.js';
 import type { CliIO } from './io.js';
 import { CommandFailed, processIO, UsageError } from './io.js';
 import { registerPurge } from './purge.js';
@@ -31,6 +32,7 @@ export function buildProgram(io: CliIO, done: (code: number) => void): Command {
   registerCall(program, io, done);
   registerDead(program, io, done);
   registerPurge(program, io, done);
+  registerEvents(program, io, done);
   registerRun(program, io, done);
   return program;
 }
