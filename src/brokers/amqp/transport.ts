@@ -27,6 +27,7 @@ import {
   toWireMessage,
 } from './frames.js';
 import { ConfirmPublisher, type Publication } from './publisher.js';
+import { registerSource, rememberReplyTo, unregisterSource } from './replies.js';
 import type { AmqpSettings } from './settings.js';
 import { AmqpDeadLetters, AmqpSubscriptions } from './stores.js';
 import { ackQuietly, bucketFor, DELAY_PREFIX, deadQueue, nackQuietly, Topology } from './topology.js';
@@ -142,6 +143,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
         this.blocked = undefined;
       });
       this.connection = conn;
+      registerSource(this);
       this.publisher = new ConfirmPublisher(
         () => this.conn(),
         { maxBacklog: s.maxBacklog, publishTimeoutMs: s.publishTimeoutMs },
@@ -355,11 +357,15 @@ export class AmqpTransport implements Transport, ConsumerHost {
         });
       return;
     }
+    const message = toWireMessage(frame);
+    const id = message.headers.id;
+    const replyTo = message.properties.reply_to;
+    if (typeof id === 'string' && typeof replyTo === 'string' && replyTo !== '') rememberReplyTo(id, replyTo);
     this.sequence += 1;
     const delivery: Delivery = {
       tag: `${this.sequence}`,
       queue,
-      message: toWireMessage(frame),
+      message,
       deliveryCount: before + 1,
       redelivered: before > 0,
     };
@@ -507,6 +513,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    unregisterSource(this);
     for (const c of this.consumers) await c.close();
     this.consumers.clear();
     this.held.clear();
