@@ -14,6 +14,7 @@ const ADAPTERS: Record<
   rediss: () => import('./redis/index.js'),
   'redis+sentinel': () => import('./redis/index.js'),
   'redis+cluster': () => import('./redis/index.js'),
+  rpc: () => import('./rpc/index.js'),
 };
 
 /** The schemes `results` accepts. */
