@@ -3,9 +3,11 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { CeleriacError, ConfigError } from '../index.js';
 import { registerCall } from './call.js';
+import { registerControl } from './control.js';
 import { registerDead } from './dead.js';
 import { registerDemo } from './demo.js';
 import { registerEvents } from './events.js';
+import { registerInspect } from './inspect.js';
 import type { CliIO } from './io.js';
 import { CommandFailed, processIO, UsageError } from './io.js';
 import { registerPurge } from './purge.js';
@@ -34,6 +36,8 @@ export function buildProgram(io: CliIO, done: (code: number) => void): Command {
   registerPurge(program, io, done);
   registerEvents(program, io, done);
   registerRun(program, io, done);
+  registerInspect(program, io, done);
+  registerControl(program, io, done);
   return program;
 }
 
