@@ -30,6 +30,9 @@ function processLink(): ParentLink {
   if (!send) throw new Error('celeriac pool child started without an IPC channel');
   // The parent is gone: nobody will read results or send work.
   process.on('disconnect', () => process.exit(0));
+  // Ctrl-C reaches the whole process group, and systemd signals the whole cgroup: the worker decides
+  // when its children stop (after the graceful drain, or SIGKILL at the deadline), not the signal.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => {});
   return {
     send: (message: ToParent) => {
       send(message);

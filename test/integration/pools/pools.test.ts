@@ -192,6 +192,31 @@ describe.each(['threads', 'process'] as const)('%s pool', (pool) => {
   });
 });
 
+describe('process pool', () => {
+  it('children ignore SIGINT/SIGTERM meant for the worker (Ctrl-C, systemd): the worker decides when they stop', async () => {
+    const { app, worker } = setup('process');
+    await worker.start();
+    const { pid } = await call<Where>(app, 'process.where');
+    process.kill(pid, 'SIGINT');
+    process.kill(pid, 'SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await call<Where>(app, 'process.where')).pid).toBe(pid);
+    await worker.stop();
+    await until(
+      () => {
+        try {
+          process.kill(pid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      5000,
+      'the child to exit with the worker',
+    );
+  });
+});
+
 describe('pools in one worker', () => {
   it('a CPU task in a thread does not hold back I/O tasks on the event loop (per-pool budgets)', async () => {
     const { app, worker } = setup('threads');
