@@ -2,6 +2,7 @@ import type { OutgoingMessage, Transport } from '../brokers/transport.js';
 import type { SendRequest } from '../core.js';
 import { buildTaskMessage, encodeTask } from '../messages/codec.js';
 import { uuid4 } from '../messages/ids.js';
+import { publishHeaders, withPublishSpan } from '../observability/tracing.js';
 import type { Router } from '../router/router.js';
 
 /** Where a message went: the task id and queue. */
@@ -42,17 +43,24 @@ export class Publisher {
   async publishMany(
     items: ReadonlyArray<{ request: SendRequest; taskQueue?: string | undefined }>,
   ): Promise<Sent[]> {
-    const transport = await this.#transport();
-    const out: OutgoingMessage[] = [];
-    const sent: Sent[] = [];
-    for (const { request, taskQueue } of items) {
-      const built = this.build(request, taskQueue, transport.defaultPriority ?? 0);
-      out.push(built);
-      sent.push({ id: built.message.headers.id as string, queue: built.queue });
-    }
-    await transport.publish(out);
-    for (const listener of this.#published) listener(out);
-    return sent;
+    // A `publish <task>` span when OpenTelemetry is on; its traceparent goes into the headers (build()).
+    return withPublishSpan(
+      items.map((i) => i.request.name),
+      items[0]?.request.headers,
+      async () => {
+        const transport = await this.#transport();
+        const out: OutgoingMessage[] = [];
+        const sent: Sent[] = [];
+        for (const { request, taskQueue } of items) {
+          const built = this.build(request, taskQueue, transport.defaultPriority ?? 0);
+          out.push(built);
+          sent.push({ id: built.message.headers.id as string, queue: built.queue });
+        }
+        await transport.publish(out);
+        for (const listener of this.#published) listener(out);
+        return sent;
+      },
+    );
   }
 
   /**
@@ -86,7 +94,7 @@ export class Publisher {
       groupIndex: request.groupIndex ?? null,
       shadow: request.shadow,
       ignoreResult: request.ignoreResult,
-      headers: request.headers ?? {},
+      headers: publishHeaders(request.headers ?? {}),
       callbacks: request.embed?.callbacks ?? null,
       errbacks: request.embed?.errbacks ?? null,
       chain: request.embed?.chain ?? null,
