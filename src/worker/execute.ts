@@ -2,6 +2,7 @@ import type { TaskContext } from '../context.js';
 import { runWithContext } from '../context.js';
 import { toEpochMs, toMs } from '../duration.js';
 import { Ignore, Reject, Retry, SoftTimeLimitExceeded, TimeLimitExceeded } from '../errors.js';
+import { withRunSpan } from '../observability/tracing.js';
 import type { TaskState } from '../results/meta.js';
 import type { Task } from '../task.js';
 import type { ResolvedRetry } from './backoff.js';
@@ -76,7 +77,10 @@ export async function runTask(input: RunInput): Promise<Outcome> {
   const run = (async (): Promise<Outcome> => {
     try {
       const callArgs = task.options.bind ? [ctx, ...input.args] : input.args;
-      const value = await runWithContext(ctx, () => task.handler(...callArgs));
+      // A `run <task>` span, child of the caller's trace context in the headers, when OpenTelemetry is on.
+      const value = await withRunSpan(task.name, input.id, input.headers, async () =>
+        runWithContext(ctx, () => task.handler(...callArgs)),
+      );
       return { kind: 'success', value };
     } catch (err) {
       return classify(err, input, policy);
