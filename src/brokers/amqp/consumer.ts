@@ -1,5 +1,6 @@
 import type { AsyncMessage, Channel } from 'rabbitmq-client';
 import type { Consumer, Delivery } from '../transport.js';
+import { nackQuietly } from './topology.js';
 
 /** What a consumer needs from its transport. */
 export interface ConsumerHost {
@@ -20,10 +21,14 @@ const BACKOFF_MS = [100, 200, 500, 1000, 2000, 5000];
 /**
  * One `consume()` call: its own channel, one AMQP consumer per queue on it.
  *
- * Prefetch: `basic.qos(prefetch, global = true)` bounds the unsettled deliveries of the whole
- * channel, so one consumer on several queues holds at most `prefetch` in all. RabbitMQ 3.10 quorum
- * queues refuse global QoS: a consumer with a quorum queue among its queues uses per-consumer QoS
- * (`global = false`), and then the bound holds per queue. `setPrefetch` re-issues `basic.qos` (and,
+ * Prefetch. One queue: `basic.qos(prefetch, global = true)` on the channel, exact. Several queues:
+ * RabbitMQ's channel-wide limit alone is not fair (the queue that just delivered tends to win the
+ * freed credit), so each queue's consumer gets `basic.qos(prefetch)` per consumer, the channel a
+ * limit of `prefetch + queues - 1`, and the consumer hands out at most `prefetch` at once, taking
+ * the next one round-robin from what each queue sent: at most `queues - 1` messages wait fetched but
+ * not handed out. RabbitMQ 3.10 quorum queues refuse global QoS: with a quorum queue among the
+ * queues only the per-consumer limits apply, so up to `(queues - 1) × prefetch` may wait. The bound
+ * on what the handler holds is `prefetch` in every case. `setPrefetch` re-issues `basic.qos` (and,
  * for per-consumer QoS, which only applies to new consumers, re-subscribes each queue; deliveries
  * held stay held).
  *
@@ -40,7 +45,10 @@ export class AmqpConsumer implements Consumer {
   private channel: Channel | undefined;
   private readonly tags = new Map<string, string>();
   private unsettled = 0;
-  private global: boolean;
+  private readonly quorum: boolean;
+  /** Fetched, not handed out yet (several queues only), per queue in arrival order. */
+  private readonly waiting = new Map<string, Array<{ deliveryTag: number; handOut: () => void }>>();
+  private turn = 0;
 
   constructor(
     private readonly host: ConsumerHost,
@@ -48,7 +56,7 @@ export class AmqpConsumer implements Consumer {
     private prefetch: number,
     readonly onDelivery: (delivery: Delivery) => void,
   ) {
-    this.global = !queues.some((q) => host.isQuorum(q));
+    this.quorum = queues.some((q) => host.isQuorum(q));
   }
 
   async start(): Promise<void> {
@@ -59,11 +67,59 @@ export class AmqpConsumer implements Consumer {
   settled(ch: Channel): void {
     if (ch !== this.channel) return;
     this.unsettled = Math.max(0, this.unsettled - 1);
+    this.drain();
     if (this.cancelled && this.unsettled === 0) void this.closeChannel();
   }
 
-  held(): void {
-    this.unsettled += 1;
+  /** A message to hand out: now if the credit allows, else when a delivery is settled. */
+  offer(queue: string, deliveryTag: number, handOut: () => void): void {
+    if (this.unsettled < this.prefetch && !this.hasWaiting()) {
+      this.unsettled += 1;
+      handOut();
+      return;
+    }
+    let list = this.waiting.get(queue);
+    if (!list) {
+      list = [];
+      this.waiting.set(queue, list);
+    }
+    list.push({ deliveryTag, handOut });
+  }
+
+  private hasWaiting(): boolean {
+    for (const l of this.waiting.values()) if (l.length) return true;
+    return false;
+  }
+
+  /** Hands out waiting messages while credit allows, taking the queues in turn. */
+  private drain(): void {
+    while (this.unsettled < this.prefetch && !this.cancelled && this.hasWaiting()) {
+      for (let i = 0; i < this.queues.length; i++) {
+        const queue = this.queues[(this.turn + i) % this.queues.length] as string;
+        const next = this.waiting.get(queue)?.shift();
+        if (next) {
+          this.turn = (this.turn + i + 1) % this.queues.length;
+          this.unsettled += 1;
+          next.handOut();
+          break;
+        }
+      }
+    }
+  }
+
+  /** basic.qos for the current prefetch (see the class comment). */
+  private async qos(ch: Channel): Promise<void> {
+    if (this.queues.length === 1 && !this.quorum) {
+      await ch.basicQos({ prefetchCount: this.prefetch, global: true });
+      return;
+    }
+    await ch.basicQos({ prefetchCount: this.prefetch, global: false });
+    if (!this.quorum)
+      await ch.basicQos({ prefetchCount: this.prefetch + this.queues.length - 1, global: true });
+  }
+
+  private get perConsumerQos(): boolean {
+    return this.queues.length > 1 || this.quorum;
   }
 
   setPrefetch(prefetch: number): void {
@@ -71,14 +127,15 @@ export class AmqpConsumer implements Consumer {
     const ch = this.channel;
     if (!ch?.active || this.cancelled) return;
     void (async () => {
-      await ch.basicQos({ prefetchCount: prefetch, global: this.global });
-      if (!this.global) {
+      await this.qos(ch);
+      if (this.perConsumerQos) {
         for (const [tag, queue] of [...this.tags]) {
           await ch.basicCancel(tag);
           this.tags.delete(tag);
           await this.subscribe(ch, queue);
         }
       }
+      this.drain();
     })().catch((err) => this.host.log('warn', 'amqp: setPrefetch failed', { error: String(err) }));
   }
 
@@ -90,6 +147,9 @@ export class AmqpConsumer implements Consumer {
     if (!ch?.active) return;
     for (const tag of [...this.tags.keys()]) await ch.basicCancel(tag).catch(() => {});
     this.tags.clear();
+    // Fetched but never handed out: back to the queue.
+    for (const list of this.waiting.values()) for (const w of list) nackQuietly(ch, w.deliveryTag);
+    this.waiting.clear();
     // Deliveries handed out stay owned (their tags live on this channel) until settled.
     if (this.unsettled === 0) await this.closeChannel();
   }
@@ -113,9 +173,10 @@ export class AmqpConsumer implements Consumer {
     try {
       ch.on('close', () => this.onChannelClosed(ch));
       ch.on('basic.cancel', (tag: string) => this.onServerCancel(ch, tag));
-      await ch.basicQos({ prefetchCount: this.prefetch, global: this.global });
+      await this.qos(ch);
       this.channel = ch;
       this.unsettled = 0;
+      this.waiting.clear();
       for (const queue of this.queues) {
         await this.host.declareQueue(queue);
         await this.subscribe(ch, queue);
@@ -139,6 +200,7 @@ export class AmqpConsumer implements Consumer {
     if (ch !== this.channel) return;
     this.channel = undefined;
     this.tags.clear();
+    this.waiting.clear(); // RabbitMQ requeues them with the channel
     if (this.cancelled || this.host.closed) return;
     this.recovering = `channel of consumer on ${this.queues.join(', ')} closed; re-subscribing`;
     this.host.log('warn', 'amqp: consumer channel closed, recovering', { queues: this.queues });

@@ -2,12 +2,12 @@
  * Dead letters and event subscriptions on RabbitMQ, kept in plain durable queues.
  *
  * AMQP 0-9-1 cannot browse a queue, so listing reads it on a throwaway channel with `basic.get`
- * (no ack) and then closes the channel: RabbitMQ puts every message back at its place. While a
- * listing runs (one round trip per message) the messages it holds are invisible to another
- * listing, which may then see fewer: dead-letter listing is an operator's tool, and subscription
- * lists are read by publishers of events, so a subscription registered by another service may be
- * missed by an event published during a concurrent listing. Replay acks what it re-published and
- * lets the rest go back.
+ * (no ack) and then closes the channel: RabbitMQ puts every message back at its place. So that a
+ * concurrent listing never sees messages missing (held by another listing, or not yet put back),
+ * every listing, replay and removal holds the queue's lock (`<queue>.lock`, an exclusive queue, see
+ * `withLock`) and waits until what it held is back. Listings of one queue are therefore serialised
+ * across the fleet (a few round trips each). Replay acks what it re-published and lets the rest go
+ * back; removal acks the removed subscriptions.
  */
 import type { Channel, SyncMessage } from 'rabbitmq-client';
 import { ConnectionError } from '../../errors.js';
@@ -25,32 +25,83 @@ import {
 import { ackQuietly, deadQueue, EVENTS_EXCHANGE, SUBSCRIPTIONS_PREFIX } from './topology.js';
 import type { AmqpTransport } from './transport.js';
 
-/** Reads up to `limit` ready messages of `queue` without acking; `fn` decides, then the channel closes. */
+/** How long a listing waits for the lock of a queue before it gives up. */
+const LOCK_TIMEOUT_MS = 10_000;
+
+/**
+ * Runs `fn` while holding the lock of `queue`: an exclusive, auto-delete queue `<queue>.lock`
+ * declared by this connection (RabbitMQ refuses a second declarer with 405 RESOURCE_LOCKED, and
+ * deletes the lock if its holder's connection dies).
+ */
+async function withLock<T>(transport: AmqpTransport, queue: string, fn: () => Promise<T>): Promise<T> {
+  const lock = `${queue}.lock`;
+  const deadline = Date.now() + LOCK_TIMEOUT_MS;
+  for (;;) {
+    const ch = await acquire(transport);
+    try {
+      await ch.queueDeclare({ queue: lock, exclusive: true, autoDelete: true, durable: false });
+    } catch (err) {
+      await ch.close().catch(() => {});
+      if ((err as { code?: string }).code !== 'RESOURCE_LOCKED' || Date.now() > deadline)
+        throw new ConnectionError(`could not lock '${queue}' for reading: ${String(err)}`, { cause: err });
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+      continue;
+    }
+    try {
+      return await fn();
+    } finally {
+      await ch.queueDelete({ queue: lock }).catch(() => {});
+      await ch.close().catch(() => {});
+    }
+  }
+}
+
+async function acquire(transport: AmqpTransport): Promise<Channel> {
+  try {
+    return await transport.conn().acquire();
+  } catch (err) {
+    throw new ConnectionError(`could not open an AMQP channel: ${String(err)}`, { cause: err });
+  }
+}
+
+/**
+ * Reads up to `limit` ready messages of `queue` without acking, lets `fn` ack some, then closes the
+ * channel so that RabbitMQ puts the rest back in place, and waits until they are back (the requeue
+ * happens after the close returns), all under the queue's lock: a listing never sees another's
+ * messages missing. Returns null when the queue does not exist.
+ */
 async function browse<T>(
   transport: AmqpTransport,
   queue: string,
   limit: number,
-  fn: (ch: Channel, messages: SyncMessage[]) => Promise<T>,
+  fn: (ch: Channel, messages: SyncMessage[]) => Promise<{ value: T; acked: number }>,
 ): Promise<T | null> {
-  const count = await transport.topology.messageCount(queue);
-  if (count === null) return null;
-  let ch: Channel;
-  try {
-    ch = await transport.conn().acquire();
-  } catch (err) {
-    throw new ConnectionError(`could not open an AMQP channel: ${String(err)}`, { cause: err });
-  }
-  try {
-    const messages: SyncMessage[] = [];
-    while (messages.length < Math.min(limit, count)) {
-      const m = await ch.basicGet({ queue, noAck: false });
-      if (!m) break;
-      messages.push(m);
+  if ((await transport.topology.messageCount(queue)) === null) return null;
+  return withLock(transport, queue, async () => {
+    const ch = await acquire(transport);
+    let result: { value: T; acked: number };
+    let read = 0;
+    try {
+      const messages: SyncMessage[] = [];
+      while (messages.length < limit) {
+        const m = await ch.basicGet({ queue, noAck: false });
+        if (!m) break;
+        messages.push(m);
+      }
+      read = messages.length;
+      result = await fn(ch, messages);
+    } finally {
+      await ch.close().catch(() => {});
     }
-    return await fn(ch, messages);
-  } finally {
-    await ch.close().catch(() => {});
-  }
+    const expected = read - result.acked;
+    const until = Date.now() + 2000;
+    for (;;) {
+      const n = (await transport.topology.messageCount(queue)) ?? 0;
+      if (n >= expected || Date.now() > until) break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    return result.value;
+  });
 }
 
 function header(m: IncomingFrame, name: string): unknown {
@@ -87,9 +138,10 @@ export class AmqpDeadLetters implements DeadLetterStore {
     this.transport.conn();
     const limit = options.limit ?? Number.POSITIVE_INFINITY;
     return (
-      (await browse(this.transport, deadQueue(queue), limit, async (_ch, ms) =>
-        ms.map((m) => toDeadLetter(queue, m)),
-      )) ?? []
+      (await browse(this.transport, deadQueue(queue), limit, async (_ch, ms) => ({
+        value: ms.map((m) => toDeadLetter(queue, m)),
+        acked: 0,
+      }))) ?? []
     );
   }
 
@@ -98,14 +150,14 @@ export class AmqpDeadLetters implements DeadLetterStore {
     const wanted = options.ids ? new Set(options.ids) : undefined;
     const n = await browse(this.transport, deadQueue(queue), Number.POSITIVE_INFINITY, async (ch, ms) => {
       const chosen = ms.filter((m) => !wanted || wanted.has(toDeadLetter(queue, m).id));
-      if (chosen.length === 0) return 0;
+      if (chosen.length === 0) return { value: 0, acked: 0 };
       await this.transport.topology.taskQueue(queue);
       // A replayed message starts afresh: no reason, no delivery count.
       await this.transport.publishRaw(
         chosen.map((m) => rawEnvelope(m as IncomingFrame, '', queue, cleanHeaders(m as IncomingFrame))),
       );
       for (const m of chosen) ackQuietly(ch, m.deliveryTag);
-      return chosen.length;
+      return { value: chosen.length, acked: chosen.length };
     });
     return n ?? 0;
   }
@@ -179,7 +231,7 @@ export class AmqpSubscriptions implements SubscriptionRegistry {
           if (s === null || same(s, subscription)) ackQuietly(ch, m.deliveryTag);
           else rest.push(s);
         }
-        return rest;
+        return { value: rest, acked: ms.length - rest.length };
       },
     );
     if (left && !left.some((s) => s.queue === subscription.queue)) {
@@ -198,7 +250,10 @@ export class AmqpSubscriptions implements SubscriptionRegistry {
         this.transport,
         `${SUBSCRIPTIONS_PREFIX}${event}`,
         Number.POSITIVE_INFINITY,
-        async (_ch, ms) => ms.map(parseSubscription).filter((s): s is Subscription => s !== null),
+        async (_ch, ms) => ({
+          value: ms.map(parseSubscription).filter((s): s is Subscription => s !== null),
+          acked: 0,
+        }),
       )) ?? [];
     const out: Subscription[] = [];
     for (const s of found) if (!out.some((o) => same(o, s))) out.push(s);

@@ -369,13 +369,14 @@ export class AmqpTransport implements Transport, ConsumerHost {
       deliveryCount: before + 1,
       redelivered: before > 0,
     };
-    this.held.set(delivery.tag, { delivery, consumer, channel: ch, deliveryTag: msg.deliveryTag, frame });
-    consumer.held();
-    try {
-      consumer.onDelivery(delivery);
-    } catch (err) {
-      this.log('error', 'amqp: consumer callback threw', { queue, error: String(err) });
-    }
+    consumer.offer(queue, msg.deliveryTag, () => {
+      this.held.set(delivery.tag, { delivery, consumer, channel: ch, deliveryTag: msg.deliveryTag, frame });
+      try {
+        consumer.onDelivery(delivery);
+      } catch (err) {
+        this.log('error', 'amqp: consumer callback threw', { queue, error: String(err) });
+      }
+    });
   }
 
   /** Publishes a replacement of a delivery that is not handed out, then acks it (nack on failure). */
