@@ -81,7 +81,7 @@ describe('OpenTelemetry: traceparent from delay() to the worker', () => {
       callerTrace = span.spanContext().traceId;
       callerSpan = span.spanContext().spanId;
       try {
-        return [await add.delay(2, 3), await fail.delay()];
+        return [await add.delay(2, 3), await fail.delay()] as const;
       } finally {
         span.end();
       }
