@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import { parseAutoscale } from '../controller/autoscale.js';
 import { Controller } from '../controller/controller.js';
+import { startMetricsServer, WorkerMetrics } from '../observability/metrics.js';
 import { openApp, redact } from './connect.js';
 import type { CliIO } from './io.js';
 import type { ConnectionFlags } from './options.js';
@@ -15,6 +16,7 @@ interface WorkerFlags extends ConnectionFlags {
   loglevel?: string;
   prefetch?: number;
   healthPort?: number;
+  metricsPort?: number;
   shutdownTimeout?: number;
   autoscale?: { max: number; min: number };
   events?: boolean;
@@ -44,6 +46,7 @@ export function registerWorker(program: Command, io: CliIO, done: (code: number)
         "send Celery's monitoring events (celery events, Flower, celeriac events/dashboard)",
       )
       .option('--health-port <port>', 'serve /livez and /readyz on this port', integer(0, 65535))
+      .option('--metrics-port <port>', 'serve Prometheus /metrics on this port', integer(0, 65535))
       .option(
         '--shutdown-timeout <seconds>',
         'on SIGTERM, how long running tasks may finish before the worker exits (default: 30)',
@@ -94,6 +97,8 @@ export async function runWorker(flags: WorkerFlags, io: CliIO): Promise<number> 
     ...(flags.autoscale ? { autoscale: flags.autoscale } : {}),
   });
   const worker = controller.worker;
+  const metrics =
+    flags.metricsPort !== undefined ? new WorkerMetrics(worker, { transport: () => app.transport() }) : null;
   const exited = controller.untilSignal((signal, mode) => {
     if (mode === 'graceful')
       io.stdout.write(
@@ -104,8 +109,12 @@ export async function runWorker(flags: WorkerFlags, io: CliIO): Promise<number> 
         `celeriac worker: second ${signal}: exiting now; running and reserved tasks go back to the broker and will be redelivered\n`,
       );
   });
+  let metricsServer: { port: number; close(): Promise<void> } | null = null;
   try {
     await controller.start();
+    metricsServer = metrics
+      ? await startMetricsServer(metrics.registry, { port: flags.metricsPort as number })
+      : null;
   } catch (err) {
     await app.close().catch(() => undefined);
     throw err;
@@ -115,9 +124,11 @@ export async function runWorker(flags: WorkerFlags, io: CliIO): Promise<number> 
     `celeriac worker ${worker.hostname} ready: broker ${redact(app.config.broker)}, queues ${worker.queues.join(',')}, ` +
       `concurrency ${worker.concurrency}${controller.autoscaler ? ` (autoscale ${controller.autoscaler.max},${controller.autoscaler.min})` : ''}, ` +
       `${tasks.length} task${tasks.length === 1 ? '' : 's'}${tasks.length ? ` (${tasks.join(', ')})` : ''}` +
-      `${controller.healthPort !== null ? `, health on :${controller.healthPort}` : ''}\n`,
+      `${controller.healthPort !== null ? `, health on :${controller.healthPort}` : ''}` +
+      `${metricsServer ? `, metrics on :${metricsServer.port}/metrics` : ''}\n`,
   );
   const code = await exited;
+  await metricsServer?.close();
   const s = worker.stats;
   io.stdout.write(
     `celeriac worker stopped: ${s.succeeded} succeeded, ${s.failed} failed, ${s.retried} retried, ${s.rejected} dead-lettered\n`,
