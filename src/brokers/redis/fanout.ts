@@ -231,10 +231,21 @@ export class RedisFanout implements Fanout {
         }
       }
     })();
+    // Closed with the transport too, so a forgotten subscription cannot keep the process alive.
+    const onEnd = (): void => {
+      stopped = true;
+      reader.disconnect();
+    };
+    this.t.redis().once('end', onEnd);
     return async () => {
       if (stopped) return;
       stopped = true;
       reader.disconnect();
+      try {
+        this.t.redis().off('end', onEnd);
+      } catch {
+        // the transport is closing
+      }
       await loop;
       try {
         const client = this.t.redis();
