@@ -49,7 +49,9 @@ class ValueError extends Error {
 }
 
 beforeAll(async () => {
-  await admin.connect();
+  await admin.connect().catch((err: Error) => {
+    throw new Error(`Redis at ${URL} is not reachable (these tests need it): ${err.message}`);
+  });
   await admin.flushdb();
   python = await PeerWorker.start(urls, { queues: 'celery', concurrency: 2 });
   app = new Celeriac({ broker: URL, results: URL, logger: 'silent', brokerOptions: { pollInterval: 50 } });
@@ -101,12 +103,13 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
   await python?.stop();
-  await admin.quit();
+  admin.disconnect();
 });
 
 beforeEach(() => {
   runs.length = 0;
   onTestFailed(() => {
+    console.error(`Celeriac runs in this test:\n${JSON.stringify(runs, null, 1)}`);
     console.error(`Python worker output (tail):\n${python?.tail(60)}`);
   });
 });

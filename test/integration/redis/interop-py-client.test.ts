@@ -4,7 +4,7 @@
  * the result.
  */
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import type { TaskContext, Worker } from '../../../src/index.js';
 import { Celeriac } from '../../../src/index.js';
 import { sleep } from '../../helpers/app.js';
@@ -112,7 +112,9 @@ function makeApp(): Celeriac {
 
 beforeAll(async () => {
   await assertPeerAvailable();
-  await admin.connect();
+  await admin.connect().catch((err: Error) => {
+    throw new Error(`Redis at ${URL} is not reachable (these tests need it): ${err.message}`);
+  });
   await admin.flushdb();
   app = makeApp();
   worker = app.worker({ queues: ['celery'], concurrency: 4 });
@@ -121,11 +123,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await app?.close();
-  await admin.quit();
+  admin.disconnect();
 });
 
 beforeEach(() => {
   runs.length = 0;
+  onTestFailed(() => {
+    console.error(`Celeriac runs in this test:\n${JSON.stringify(runs, null, 1)}`);
+  });
 });
 
 describe('interop: Python client -> Celeriac worker (Redis)', () => {
