@@ -59,6 +59,10 @@ export class AmqpConsumer implements Consumer {
     this.quorum = queues.some((q) => host.isQuorum(q));
   }
 
+  get currentChannel(): Channel | undefined {
+    return this.channel?.active ? this.channel : undefined;
+  }
+
   async start(): Promise<void> {
     await this.attach();
   }

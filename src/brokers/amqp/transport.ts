@@ -530,9 +530,9 @@ export class AmqpTransport implements Transport, ConsumerHost {
     }
   }
 
-  /** For fault tests: the channel a delivery arrived on (not part of the Transport port). */
-  channelOf(delivery: Delivery): Channel | undefined {
-    return this.held.get(delivery.tag)?.channel;
+  /** For fault tests: the channels consumers currently consume on (not part of the Transport port). */
+  consumerChannels(): Channel[] {
+    return [...this.consumers].map((c) => c.currentChannel).filter((ch): ch is Channel => ch !== undefined);
   }
 }
 
