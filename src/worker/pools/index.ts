@@ -11,12 +11,9 @@ export async function createPool(kind: PoolKind, options: PoolOptions): Promise<
     case 'async':
       return new AsyncPool(options);
     case 'threads':
-    case 'process': {
-      const mod = (await import(`./${kind}.js`).catch((err: unknown) => {
-        throw new ConfigError('pool', `the '${kind}' pool is not available: ${(err as Error).message}`);
-      })) as { createPool: (options: PoolOptions) => Pool };
-      return mod.createPool(options);
-    }
+      return (await import('./threads.js')).createPool(options);
+    case 'process':
+      return (await import('./process.js')).createPool(options);
     default:
       throw new ConfigError('pool', `expected one of async, threads, process, got '${String(kind)}'`);
   }
