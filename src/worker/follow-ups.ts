@@ -70,10 +70,26 @@ export function signatureRequest(
     ignoreResult: options.ignore_result === true,
     shadow: null,
     timelimit: [null, null],
-    embed: { chain: chain?.length ? chain : null },
+    // Celery applies the signature with all its options: `link` / `link_error` (a Python chain's
+    // apply_async(link=…, link_error=…) puts them on its steps) become the new message's callbacks.
+    embed: {
+      chain: chain?.length ? chain : null,
+      callbacks: signatureList(options.link),
+      errbacks: signatureList(options.link_error),
+    },
     parentId: parent.id,
     rootId: parent.message.headers.root_id,
   };
+}
+
+/** A signature option holding signatures (`link`, `link_error`): a list, or one signature. */
+function signatureList(value: unknown): SignatureJson[] | null {
+  const list: unknown[] = Array.isArray(value) ? value : value === undefined || value === null ? [] : [value];
+  const sigs = list.filter(
+    (s): s is SignatureJson =>
+      typeof s === 'object' && s !== null && typeof (s as { task?: unknown }).task === 'string',
+  );
+  return sigs.length ? sigs : null;
 }
 
 /** The retry of a job: same id, retries + 1, eta, parent_id = its own id (Celery's retry). */
