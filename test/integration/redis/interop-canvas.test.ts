@@ -10,6 +10,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } f
 import type { TaskContext } from '../../../src/index.js';
 import { Celeriac } from '../../../src/index.js';
 import type { Json } from '../../fixtures.js';
+import { sleep } from '../../helpers/app.js';
 import { type PeerUrls, PeerWorker, peerResult, peerScript } from '../../helpers/peer.js';
 import { inspector, redisUrl } from './helpers.js';
 
@@ -224,6 +225,65 @@ describe('interop: Python chains continue through Celeriac steps (Redis)', () =>
     });
     // Step 3 was never sent.
     expect(await admin.exists(`celery-task-meta-${out.ids[2]}`)).toBe(0);
+  });
+});
+
+// A chain with `link` (added by Celery to the last step's options) and `link_error` (added to every
+// step's options), whose middle step runs on Celeriac: the steps Celeriac publishes must keep them.
+const CHAIN_LINKS = `
+from celery import chain
+def sig(name, args, queue=None):
+    s = app.signature(name, args=args)
+    if queue:
+        s = s.set(queue=queue)
+    return s
+on_error = sig('ts.on_error', [], ARGS['ts'])
+on_done = sig('tasks.mul', [2], ARGS['ts'])
+on_done.freeze()
+steps = [sig(*s) for s in ARGS['steps']]
+res = chain(*steps).apply_async(link=on_done, link_error=on_error)
+out = result_out(res, 20)
+out['link'] = result_out(app.AsyncResult(on_done.id), 20) if out['state'] == 'SUCCESS' else None
+ids = []
+node = res
+while node is not None:
+    ids.insert(0, node.id)
+    node = node.parent
+out['ids'] = ids
+print(json.dumps(out))
+`;
+
+describe('interop: link and link_error on a Python chain continue past a Celeriac step (Redis)', () => {
+  it('link (on the last step) runs after a last step published by Celeriac', async () => {
+    const out = (await peerScript(urls, CHAIN_LINKS, {
+      ts: TS,
+      steps: [
+        ['tasks.add', [1, 2]],
+        ['tasks.mul', [10], TS],
+        ['tasks.add', [1]],
+      ],
+    })) as unknown as ChainOut & { link: { state: string; result: Json } | null };
+    expect(out).toMatchObject({ state: 'SUCCESS', result: 31 });
+    expect(out.link).toMatchObject({ state: 'SUCCESS', result: 62 });
+  });
+
+  it('link_error (on every step) runs when a step published by Celeriac fails on Python', async () => {
+    const out = (await peerScript(urls, CHAIN_LINKS, {
+      ts: TS,
+      steps: [
+        ['tasks.add', [1, 2]],
+        ['tasks.mul', [10], TS],
+        ['tasks.fail', []],
+      ],
+    })) as unknown as ChainOut;
+    expect(out).toMatchObject({ state: 'FAILURE', exc_type: 'ValueError' });
+    // Python sends the errback it does not know as a task with the failed step's id.
+    const deadline = Date.now() + 10_000;
+    while (!runs.some((r) => r.name === 'ts.on_error') && Date.now() < deadline) await sleep(20);
+    expect(runs.map((r) => [r.name, r.args])).toEqual([
+      ['tasks.mul', [3, 10]],
+      ['ts.on_error', [out.ids[2]]],
+    ]);
   });
 });
 
