@@ -27,6 +27,7 @@ export interface QueueOptions {
  * | `unhealthyAfter` | — | 30 s | a connection down this long makes `health()` unhealthy (degraded before) |
  * | `queues` | — | {} | per-queue opt-in arguments: `{ 'orders': { maxPriority: 9 }, 'jobs.*': { quorum: true } }` (a trailing `*` matches a prefix). Celery-named queues should stay without, as Celery declares them. |
  * | `reconnectDelay` | — | 100 ms … 5 s | low/high bounds of the exponential reconnect backoff |
+ * | `replyQueue` | — | true | declare this process's rpc reply queue (`threadOid()`) when it publishes a task that names it as `reply_to`, as Celery's client does, so rpc:// results sent before the app reads them are kept; `false` for apps without rpc:// results |
  */
 export interface AmqpSettings {
   hostname: string;
@@ -44,6 +45,7 @@ export interface AmqpSettings {
   retryLowMs: number;
   retryHighMs: number;
   queues: Array<{ pattern: string; options: QueueOptions }>;
+  replyQueue: boolean;
 }
 
 let connectionCounter = 0;
@@ -106,6 +108,7 @@ export function resolveAmqpSettings(url: URL, options: Record<string, unknown> =
     retryLowMs: 100,
     retryHighMs: duration('reconnectDelay', '', 5_000),
     queues: parseQueueOptions(options.queues),
+    replyQueue: options.replyQueue !== false,
   };
 }
 

@@ -15,6 +15,8 @@ import { type AmqpSettings, queueOptionsFor } from './settings.js';
 export const EVENTS_EXCHANGE = 'celeriac.events';
 export const DELAY_PREFIX = 'celeriac.delay.';
 export const SUBSCRIPTIONS_PREFIX = 'celeriac.subscriptions.';
+/** Celery's `result_expires` default: the `x-expires` of an rpc reply queue. */
+export const REPLY_EXPIRES_MS = 86_400_000;
 /** Largest delay bucket (2^31 ms ≈ 24.8 days); longer delays hop through it several times. */
 export const MAX_BUCKET_MS = 2 ** 31;
 
@@ -130,6 +132,23 @@ export class Topology {
         arguments: { 'x-message-ttl': bucketMs, 'x-dead-letter-exchange': '' },
       });
       await ch.queueBind({ queue: name, exchange: name, routingKey: '' });
+    });
+  }
+
+  /**
+   * The rpc reply queue of this process, as Celery's rpc backend declares it (non-durable,
+   * auto-delete, `x-expires` one day). Declared when this process publishes a task whose `reply_to`
+   * is its own, as Celery's client does on send, so that a result published before the process
+   * starts reading results is kept, not dropped as unroutable.
+   */
+  replyQueue(queue: string): Promise<void> {
+    return this.once(`r:${queue}`, async (ch) => {
+      await ch.queueDeclare({
+        queue,
+        durable: false,
+        autoDelete: true,
+        arguments: { 'x-expires': REPLY_EXPIRES_MS },
+      });
     });
   }
 

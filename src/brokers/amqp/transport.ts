@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type AsyncMessage, type Channel, Connection, type ReturnedMessage } from 'rabbitmq-client';
 import { CeleriacError, ClosedError, ConfigError, ConnectionError, PayloadError } from '../../errors.js';
 import type { HealthReport } from '../../health.js';
+import { threadOid } from '../../messages/ids.js';
 import type {
   ConsumeOptions,
   Consumer,
@@ -185,8 +186,11 @@ export class AmqpTransport implements Transport, ConsumerHost {
     const now = Date.now();
     const items: Publication[] = [];
     const declarations = new Map<string, Promise<void>>();
+    const ownReplyTo = this.settings.replyQueue ? threadOid() : undefined;
     for (const m of messages) {
       if (!declarations.has(m.queue)) declarations.set(m.queue, this.topology.taskQueue(m.queue));
+      if (ownReplyTo !== undefined && m.message.properties.reply_to === ownReplyTo && !declarations.has(ownReplyTo))
+        declarations.set(ownReplyTo, this.topology.replyQueue(ownReplyTo));
       if (m.notBefore !== undefined && m.notBefore - now >= 1) {
         items.push(this.delayed(toEnvelope(m.message, '', m.queue), m.notBefore, now, declarations));
       } else {
