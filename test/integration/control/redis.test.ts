@@ -8,8 +8,10 @@ import {
   replyMessage,
   requestMessage,
 } from '../../../src/control/protocol.js';
+import { Celeriac } from '../../../src/index.js';
 import { fromKombuEnvelope } from '../../../src/messages/kombu.js';
 import type { WireMessage } from '../../../src/messages/types.js';
+import { runCli } from '../../unit/cli/helpers.js';
 import { inspector, REDIS_HOST, REDIS_PORT } from '../redis/helpers.js';
 import { controlSuite } from './suite.js';
 
@@ -185,3 +187,47 @@ async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+describe('celeriac inspect / control (CLI) against a Celeriac worker over Redis', () => {
+  it('prints tables and JSON keyed by node, changes the pool, and exits 1 / 2 on no reply / bad input', async () => {
+    const url = prefixed(`cli-${randomUUID().slice(0, 8)}:`);
+    const app = new Celeriac({ broker: url, results: base, logger: 'silent' });
+    app.task('tasks.add', (a: number, b: number) => a + b);
+    const worker = app.worker({ name: 'cli@test', concurrency: 2, queues: ['celery'] });
+    await worker.start();
+    try {
+      const ping = await runCli(['inspect', 'ping', '-b', url]);
+      expect(ping.code, ping.stderr).toBe(0);
+      expect(ping.stdout).toMatch(/cli@test\s*│\s*pong/);
+      expect(ping.stderr).toBe('1 node replied\n');
+      const grow = await runCli(['control', 'pool_grow', '3', '-b', url, '-d', 'cli@test']);
+      expect(grow.stdout).toMatch(/cli@test\s*│\s*pool will grow/);
+      expect(worker.concurrency).toBe(5);
+      const stats = await runCli(['inspect', 'stats', '-b', url, '--json']);
+      expect(JSON.parse(stats.stdout)).toMatchObject({ 'cli@test': { pool: { 'max-concurrency': 5 } } });
+      const registered = await runCli(['inspect', 'registered', '-b', url, '-j']);
+      expect(JSON.parse(registered.stdout)).toEqual({ 'cli@test': ['tasks.add'] });
+      const unknown = await runCli(['control', 'rate_limit', 'tasks.nope', '1/s', '-b', url]);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stdout).toMatch(/error: unknown task/);
+      const none = await runCli(['inspect', 'active', '-b', url, '-d', 'other@test', '-t', '0.2']);
+      expect(none.code).toBe(1);
+      expect(none.stderr).toBe('error: no nodes replied within 0.2s (destination: other@test)\n');
+      const bad = await runCli(['control', 'pool_shrink', 'x', '-b', url]);
+      expect(bad.code).toBe(2);
+      const revoke = await runCli(['control', 'revoke', 'id-1', 'id-2', '-b', url]);
+      expect(revoke.stdout).toMatch(/tasks id-1, id-2 flagged as revoked/);
+      expect(await (await app.transport()).revocations?.list()).toEqual(
+        expect.arrayContaining(['id-1', 'id-2']),
+      );
+      const shutdown = await runCli(['control', 'shutdown', '-b', url, '-d', 'cli@test']);
+      expect(shutdown.stdout).toBe('shutdown sent to cli@test\n');
+      const end = Date.now() + 5000;
+      while (worker.health().status !== 'unhealthy' && Date.now() < end)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(worker.health().status).toBe('unhealthy');
+    } finally {
+      await app.close();
+    }
+  });
+});
