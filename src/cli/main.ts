@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { CeleriacError, ConfigError } from '../index.js';
 import { registerCall } from './call.js';
 import { registerControl } from './control.js';
+import { registerDashboard } from './dashboard.js';
 import { registerDead } from './dead.js';
 import { registerDemo } from './demo.js';
 import { registerEvents } from './events.js';
@@ -35,6 +36,7 @@ export function buildProgram(io: CliIO, done: (code: number) => void): Command {
   registerDead(program, io, done);
   registerPurge(program, io, done);
   registerEvents(program, io, done);
+  registerDashboard(program, io, done);
   registerRun(program, io, done);
   registerInspect(program, io, done);
   registerControl(program, io, done);
