@@ -13,6 +13,7 @@ import type { CliIO } from './io.js';
 import { CommandFailed, processIO, UsageError } from './io.js';
 import { registerPurge } from './purge.js';
 import { registerRun } from './run.js';
+import { registerStatus } from './status.js';
 import { registerWorker } from './worker.js';
 
 /** Exit codes: 0 done, 1 the command ran and failed (a task failed, a timeout), 2 a usage error. */
@@ -37,6 +38,7 @@ export function buildProgram(io: CliIO, done: (code: number) => void): Command {
   registerPurge(program, io, done);
   registerEvents(program, io, done);
   registerDashboard(program, io, done);
+  registerStatus(program, io, done);
   registerRun(program, io, done);
   registerInspect(program, io, done);
   registerControl(program, io, done);

@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Celeriac } from '../../../src/index.js';
 import { assertPeerAvailable, PEER_DIR, PeerWorker, PYTHON, peerCall } from '../../helpers/peer.js';
-import { startCli, until } from '../../integration/cli/helpers.js';
+import { runCli, startCli, until } from '../../integration/cli/helpers.js';
 import { inspector, redisUrl } from '../redis/helpers.js';
 
 const DB = 9;
@@ -204,4 +204,39 @@ describe('`celeriac events --dump` reads a Python Celery worker’s events (-E)'
       if (cli.exitCode === null) cli.kill('SIGKILL');
     }
   }, 90_000);
+});
+
+describe('`celeriac status` (Redis)', () => {
+  it('lists a Celeriac worker and a Python Celery worker that answer, as a table', async () => {
+    const app = new Celeriac({ broker: URL, results: URL, logger: 'silent' });
+    const peerNode = `py-status-${process.pid}@test`;
+    const tsNode = `ts-status-${process.pid}@test`;
+    const peer = await PeerWorker.start(
+      { broker: URL, backend: URL },
+      { name: peerNode, queues: 'py-status' },
+    );
+    try {
+      app.task('tasks.add', (a: number, b: number) => a + b, { queue: 'ts-status' });
+      const worker = app.worker({ name: tsNode, queues: ['ts-status'], concurrency: 3 });
+      await worker.start();
+      await (await app.sendTask('tasks.add', [1, 2])).get({ timeout: 10_000 });
+      const out = await runCli(['status', '--broker', URL, '--timeout', '2']);
+      expect(out.code).toBe(0);
+      const row = (node: string) => out.stdout.split('\n').find((l) => l.includes(node)) ?? '';
+      expect(row(tsNode)).toMatch(/OK\s+│\s+celeriac/);
+      expect(row(tsNode)).toMatch(/│\s+3\s+│\s+0\s+│\s+1\s+│/);
+      expect(row(peerNode)).toMatch(/OK\s+│\s+celery/);
+      expect(out.stdout).toMatch(/\d+ nodes online\./);
+      const json = await runCli(['status', '--broker', URL, '--json', '--timeout', '2']);
+      const nodes = json.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { node: string; concurrency: number | null });
+      expect(nodes.find((n) => n.node === peerNode)?.concurrency).toBe(2);
+      await worker.stop();
+    } finally {
+      await peer.stop();
+      await app.close();
+    }
+  }, 60_000);
 });
