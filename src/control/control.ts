@@ -6,6 +6,9 @@ import type { Logger } from '../logging.js';
 import { uuid4 } from '../messages/ids.js';
 import { Inspect, type InspectOptions } from './inspect.js';
 import type { TargetOptions } from './options.js';
+
+export type { InspectOptions, TargetOptions };
+
 import type { ControlRequest } from './protocol.js';
 import {
   DEFAULT_TIMEOUT_MS,

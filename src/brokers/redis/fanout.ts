@@ -138,14 +138,10 @@ export class RedisFanout implements Fanout {
         gone.push(p);
       }
     }
+    // The connection stays (subscribers come and go: a worker's mailbox, event receivers); it closes
+    // with the transport, so a subscribe racing the last unsubscribe never meets a closing client.
     const client = this.subscriber;
     if (!client) return;
-    if (this.patterns.size === 0) {
-      // The last subscription: the connection goes (it is opened again on the next subscribe).
-      this.subscriber = undefined;
-      await client.quit().catch(() => client.disconnect());
-      return;
-    }
     if (gone.length) await client.punsubscribe(...gone).catch(() => {});
   }
 
