@@ -1,4 +1,5 @@
 import type { SendRequest } from '../core.js';
+import { parseCeleryDate } from '../messages/codec.js';
 import type { SignatureJson } from '../messages/types.js';
 import type { Job } from './prepare.js';
 
@@ -57,19 +58,23 @@ export function signatureRequest(
   chain: SignatureJson[] | null = null,
 ): SendRequest {
   const options = sig.options ?? {};
+  const now = Date.now();
+  const countdown = seconds(options.countdown);
+  const expiresIn = seconds(options.expires);
   const args = sig.immutable ? [...(sig.args ?? [])] : [...prepend, ...(sig.args ?? [])];
   return {
     name: sig.task,
     args,
     kwargs: { ...(sig.kwargs ?? {}) },
     taskId: typeof options.task_id === 'string' ? options.task_id : crypto.randomUUID(),
-    eta: null,
-    expires: null,
+    // countdown / expires in seconds from now (relative to this publish, as in Celery), or ISO dates.
+    eta: countdown !== null ? now + countdown * 1000 : date(options.eta),
+    expires: expiresIn !== null ? now + expiresIn * 1000 : date(options.expires),
     priority: typeof options.priority === 'number' ? options.priority : undefined,
     queue: typeof options.queue === 'string' ? options.queue : queueOf(sig.task),
     ignoreResult: options.ignore_result === true,
     shadow: null,
-    timelimit: [null, null],
+    timelimit: [seconds(options.time_limit), seconds(options.soft_time_limit)],
     // Celery applies the signature with all its options: `link` / `link_error` (a Python chain's
     // apply_async(link=…, link_error=…) puts them on its steps) become the new message's callbacks.
     embed: {
@@ -80,6 +85,21 @@ export function signatureRequest(
     parentId: parent.id,
     rootId: parent.message.headers.root_id,
   };
+}
+
+/** A signature option in seconds (countdown, expires, time limits), or null. */
+function seconds(value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) ? value : null;
+}
+
+/** A signature option holding an ISO date (eta, expires), as epoch ms, or null when absent or unreadable. */
+function date(value: unknown): number | null {
+  if (typeof value !== 'string') return null;
+  try {
+    return parseCeleryDate(value);
+  } catch {
+    return null;
+  }
 }
 
 /** A signature option holding signatures (`link`, `link_error`): a list, or one signature. */
