@@ -267,6 +267,28 @@ describe('interop: link and link_error on a Python chain continue past a Celeria
     expect(out.link).toMatchObject({ state: 'SUCCESS', result: 62 });
   });
 
+  it('a countdown set on a step is kept when Celeriac publishes that step', async () => {
+    const out = await peerScript(
+      urls,
+      `
+from celery import chain
+s1 = app.signature('tasks.add', args=(1, 2))
+s2 = app.signature('tasks.mul', args=(10,)).set(queue=ARGS['ts'])
+s3 = app.signature('tasks.add', args=(1,)).set(countdown=1.5)
+res = chain(s1, s2, s3).apply_async()
+out = result_out(res, 20)
+out['ids'] = [res.parent.id, res.id]
+print(json.dumps(out))
+`,
+      { ts: TS },
+    );
+    expect(out).toMatchObject({ state: 'SUCCESS', result: 31 });
+    const [second, third] = out.ids as string[];
+    const at = async (id: string) => Date.parse(`${(await meta(id)).date_done as string}Z`);
+    // Step 3 is published when step 2 finishes, and must wait its own countdown on the Python worker.
+    expect((await at(third as string)) - (await at(second as string))).toBeGreaterThanOrEqual(1500 - 20);
+  });
+
   it('link_error (on every step) runs when a step published by Celeriac fails on Python', async () => {
     const out = (await peerScript(urls, CHAIN_LINKS, {
       ts: TS,
