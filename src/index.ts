@@ -13,6 +13,9 @@ export type {
 export type { CeleriacConfig } from './config.js';
 export type { TaskContext } from './context.js';
 export { currentTask } from './context.js';
+export type { DashboardAuth } from './dashboard/auth.js';
+export type { DashboardOptions, DashboardServer } from './dashboard/server.js';
+export { startDashboard } from './dashboard/server.js';
 export type { Duration } from './duration.js';
 export { EagerResult } from './eager.js';
 export {
@@ -38,6 +41,25 @@ export { CeleriacEvent } from './event.js';
 export type { HealthReport, HealthStatus } from './health.js';
 export type { Logger } from './logging.js';
 export type { TaskMessage, WireMessage } from './messages/types.js';
+export type {
+  CeleryEvent,
+  CeleryEventFields,
+  CeleryEventType,
+  MonitoredState,
+  MonitoringEvents,
+  TaskView,
+  WorkerView,
+} from './observability/index.js';
+export {
+  ClusterState,
+  EventReceiver,
+  isEvent,
+  receiveEvents,
+  sendTaskSentEvents,
+  sendWorkerEvents,
+} from './observability/index.js';
+export type { WorkerMetricsOptions } from './observability/metrics.js';
+export { startMetricsServer, WorkerMetrics } from './observability/metrics.js';
 export { AsyncResult } from './result.js';
 export type { ResultMeta, TaskState } from './results/meta.js';
 export type { ResultSink } from './results/sink.js';
