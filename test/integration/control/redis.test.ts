@@ -16,10 +16,10 @@ import { inspector, REDIS_HOST, REDIS_PORT } from '../redis/helpers.js';
 import { controlSuite } from './suite.js';
 
 /**
- * Remote control, fan-out and revocations on real Redis, db 10 (flushed at the start of this file;
+ * Remote control, fan-out and revocations on real Redis, db 8 (flushed at the start of this file;
  * each test also has its own global_keyprefix). Fails, never skips, when Redis is missing.
  */
-const DB = 10;
+const DB = 8;
 const base = `redis://${REDIS_HOST}:${REDIS_PORT}/${DB}`;
 const redis = inspector(DB);
 
@@ -69,12 +69,12 @@ describe('redis fanout and revocations: kombu layout', () => {
     sub.on('pmessage', (pattern: string, channel: string, data: string) =>
       seen.push({ pattern, channel, data }),
     );
-    await sub.psubscribe('pfx:/10.*');
+    await sub.psubscribe('pfx:/8.*');
     try {
       await t.fanout.publish(PIDBOX_EXCHANGE, '', ping('oid-1'));
       await t.fanout.publish('celeryev', 'task.sent', ping('oid-2'));
       await until(() => seen.length === 2);
-      expect(seen.map((s) => s.channel)).toEqual(['pfx:/10.celery.pidbox', 'pfx:/10.celeryev/task.sent']);
+      expect(seen.map((s) => s.channel)).toEqual(['pfx:/8.celery.pidbox', 'pfx:/8.celeryev/task.sent']);
       const env = JSON.parse(seen[0]?.data as string) as Record<string, unknown>;
       expect(Object.keys(env)).toEqual(['body', 'content-encoding', 'content-type', 'headers', 'properties']);
       expect(env.properties).toMatchObject({
