@@ -13,6 +13,18 @@ export type {
 export type { CeleriacConfig } from './config.js';
 export type { TaskContext } from './context.js';
 export { currentTask } from './context.js';
+export type {
+  BroadcastOptions,
+  CommandOptions,
+  InspectOptions,
+  NodeReplies,
+  OkReply,
+  RevokeOptions,
+  TargetOptions,
+} from './control/control.js';
+export { Control } from './control/control.js';
+export type { ScheduledReply, TaskInfoReply } from './control/inspect.js';
+export { Inspect } from './control/inspect.js';
 export type { DashboardAuth } from './dashboard/auth.js';
 export type { DashboardOptions, DashboardServer } from './dashboard/server.js';
 export { startDashboard } from './dashboard/server.js';

@@ -53,6 +53,8 @@ export interface WorkerOptions {
   idempotencyWindow?: number;
   /** Send Celery's monitoring events (task-received…, worker heartbeats) on the broker's `celeryev` fan-out, as Celery's `-E`. Default false. */
   events?: boolean;
+  /** How often the broker's revocation store is read again (revokes broadcast while this worker was reconnecting). Default 10s. */
+  revocationRefresh?: Duration;
 }
 
 /** @internal what the app gives a worker. */
@@ -115,13 +117,16 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #sink: ResultSink | null = null;
   #consumer: Consumer | null = null;
   #mailbox: Mailbox | null = null;
+  #revocationTimer: NodeJS.Timeout | undefined;
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   readonly #sizes: Record<PoolKind, number>;
   readonly #pools = new Map<PoolKind, Pool>();
   readonly #reserved: Record<PoolKind, Job[]> = { async: [], threads: [], process: [] };
   readonly #waiting = new Map<Job, NodeJS.Timeout>();
   readonly #running = new Set<Running>();
-  readonly #revoked = new Set<string>();
+  #revoked = new Set<string>();
+  /** Revoked here since the last read of the store (kept when the set is rebuilt from the store). */
+  #revokedLately = new Set<string>();
   readonly #recent: RecentSet;
   readonly #limits = new Map<string, TokenBucket>();
   readonly #timeLimits = new Map<string, { softMs: number | null; hardMs: number | null }>();
@@ -230,6 +235,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
     this.#mailbox = await Mailbox.start(this, this.#transport, this.#log);
     this.#state = 'running';
+    this.#watchRevocations();
     // Deliveries can arrive while consume() is starting: they were reserved meanwhile; run them now.
     this.#pumpAll();
     this.#log.info(
@@ -257,6 +263,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       return;
     }
     this.#state = 'stopping';
+    clearInterval(this.#revocationTimer);
     await this.#mailbox?.stop();
     const timeoutMs = toMs(options.timeout ?? this.#shutdownMs, 'timeout');
     await this.#consumer
@@ -401,7 +408,10 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
    * stopped (killed on the threads/process pools; on the event loop its signal fires).
    */
   revoke(ids: readonly string[], options: { terminate?: boolean } = {}): string[] {
-    for (const id of ids) this.#revoked.add(id);
+    for (const id of ids) {
+      this.#revoked.add(id);
+      this.#revokedLately.add(id);
+    }
     const terminated: string[] = [];
     if (options.terminate) {
       for (const r of this.#running) {
@@ -466,6 +476,29 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.#consumer = next;
     this.#queues = queues;
     await previous?.cancel();
+  }
+
+  /**
+   * Re-reads the broker's revocation store now and then: a revoke broadcast while this worker was
+   * reconnecting (fan-out is at-most-once) still reaches it before long.
+   */
+  #watchRevocations(): void {
+    const store = this.#transport?.revocations;
+    if (!store) return;
+    this.#revocationTimer = setInterval(
+      () => {
+        store.list().then(
+          (ids) => {
+            // Rebuilt from the store, so expired revokes leave memory too.
+            this.#revoked = new Set([...ids, ...this.#revokedLately]);
+            this.#revokedLately = new Set();
+          },
+          (err: unknown) => this.#log.warn({ err }, 'could not read the revocation store; will retry'),
+        );
+      },
+      toMs(this.#options.revocationRefresh ?? 10_000, 'revocationRefresh'),
+    );
+    this.#revocationTimer.unref();
   }
 
   // ---- consuming ----

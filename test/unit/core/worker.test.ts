@@ -136,3 +136,19 @@ describe('worker: graceful stop', () => {
     expect(() => app.task('u', () => 1)).toThrow(/closed/);
   });
 });
+
+describe('worker: revocations kept in the broker', () => {
+  it('a revoke written to the store while the worker runs (no broadcast) is seen at the next refresh', async () => {
+    const app = testApp();
+    let runs = 0;
+    const t = app.task('t', () => ++runs);
+    await app.worker({ revocationRefresh: 50 }).start();
+    const transport = await app.transport();
+    await transport.revocations?.add(['revoked-id'], Date.now() + 60_000);
+    await new Promise((r) => setTimeout(r, 150));
+    const r = await t.applyAsync({ taskId: 'revoked-id' });
+    await expect(r.get({ timeout: 2000 })).rejects.toThrow(/revoked/);
+    expect(await r.state()).toBe('REVOKED');
+    expect(runs).toBe(0);
+  });
+});
