@@ -75,6 +75,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const clients = new Set<SSEStreamingApi>();
   const dirtyTasks = new Map<string, TaskView>();
   const dirtyWorkers = new Map<string, WorkerView>();
+  const concurrency = new Map<string, number>();
+  let soon: NodeJS.Timeout | null = null;
 
   const onEvent = (e: CeleryEvent) => {
     const before = typeof e.uuid === 'string' ? state.tasks.get(e.uuid)?.state : undefined;
@@ -87,17 +89,21 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
         sentPerQueue.set(e.queue, (sentPerQueue.get(e.queue) ?? 0) + 1);
       }
       dirtyTasks.set(changed.uuid, changed);
-    } else dirtyWorkers.set(changed.hostname, changed);
+    } else {
+      dirtyWorkers.set(changed.hostname, changed);
+      // A worker not asked yet: ask for its queues and concurrency soon (debounced).
+      if (!concurrency.has(changed.hostname) && !soon) soon = setTimeout(() => void discover(), 300);
+    }
   };
-  const receiver: EventReceiver = await receiveEvents(app, onEvent);
 
+  const workerOut = (w: WorkerView) => ({ ...w, concurrency: concurrency.get(w.hostname) ?? null });
   const broadcast = (event: string, data: unknown) => {
     const text = JSON.stringify(data);
     for (const c of clients) void c.writeSSE({ event, data: text }).catch(() => clients.delete(c));
   };
   const flush = setInterval(() => {
     if (dirtyTasks.size) broadcast('tasks', [...dirtyTasks.values()]);
-    if (dirtyWorkers.size) broadcast('workers', [...dirtyWorkers.values()]);
+    if (dirtyWorkers.size) broadcast('workers', [...dirtyWorkers.values()].map(workerOut));
     dirtyTasks.clear();
     dirtyWorkers.clear();
   }, 200);
@@ -130,18 +136,38 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     void sampleQueues().then(() => broadcast('stats', stats()));
   }, options.sampleMs ?? 2000);
   // The queues the workers consume (Celeriac's and Celery's answer `active_queues`).
+  // Their concurrency too (heartbeats do not carry it): `stats` → pool.max-concurrency.
   const discover = async () => {
-    try {
-      const replies = await app.control.inspect({ timeout: 1000 }).activeQueues();
-      for (const list of Object.values(replies))
-        for (const q of list) if (typeof q.name === 'string') queueNames.add(q.name);
-    } catch {
-      // no worker answered, or no remote control on this broker: the other sources remain
+    if (soon) clearTimeout(soon);
+    soon = null;
+    const inspect = app.control.inspect({ timeout: 1000 });
+    const [queuesOf, statsOf] = await Promise.all([
+      inspect.activeQueues().catch(() => ({})),
+      inspect.stats().catch(() => ({})),
+    ]);
+    for (const list of Object.values(queuesOf))
+      for (const q of list) if (typeof q.name === 'string') queueNames.add(q.name);
+    for (const [node, s] of Object.entries(statsOf)) {
+      const max = (s.pool as Record<string, unknown> | undefined)?.['max-concurrency'];
+      if (typeof max === 'number' && concurrency.get(node) !== max) {
+        concurrency.set(node, max);
+        const w = state.workers.get(node);
+        if (w) dirtyWorkers.set(node, w);
+      }
     }
   };
+  for (const t of [flush, sampler]) t.unref();
+  // Events start flowing only now that everything they touch exists.
+  let receiver: EventReceiver;
+  try {
+    receiver = await receiveEvents(app, onEvent);
+  } catch (err) {
+    for (const t of [flush, sampler]) clearInterval(t);
+    throw err;
+  }
   void discover();
   const discovery = setInterval(() => void discover(), 10_000);
-  for (const t of [flush, sampler, discovery]) t.unref();
+  discovery.unref();
 
   const routes = new Hono();
   routes.use('*', authMiddleware(auth));
@@ -149,7 +175,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   routes.get('/api/state', (c) =>
     c.json({
       broker: redactUrl(app.config.broker),
-      workers: [...state.workers.values()],
+      workers: [...state.workers.values()].map(workerOut),
       tasks: [...state.tasks.values()].slice(-2000),
       ...stats(),
     }),
@@ -220,10 +246,19 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const closing = new Promise<void>((resolve) => {
     close = resolve;
   });
-  const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: routes.fetch, port: options.port ?? 5555, hostname: host }, () => resolve(s));
-    s.once('error', reject);
-  });
+  let server: ServerType;
+  try {
+    server = await new Promise<ServerType>((resolve, reject) => {
+      const s = serve({ fetch: routes.fetch, port: options.port ?? 5555, hostname: host }, () => resolve(s));
+      s.once('error', reject);
+    });
+  } catch (err) {
+    // The port is taken (or not ours to bind): leave nothing running behind the error.
+    for (const t of [flush, sampler, discovery]) clearInterval(t);
+    if (soon) clearTimeout(soon);
+    await receiver.close();
+    throw err;
+  }
   const port = (server.address() as AddressInfo).port;
   return {
     port,
@@ -231,6 +266,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     state,
     async close() {
       for (const t of [flush, sampler, discovery]) clearInterval(t);
+      if (soon) clearTimeout(soon);
       close();
       await receiver.close();
       await new Promise<void>((resolve) => {

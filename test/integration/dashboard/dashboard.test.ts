@@ -171,6 +171,8 @@ describe('dashboard in chromium', () => {
       const row = page.locator(`tr[data-worker="${node}"]`);
       await expect.poll(() => row.locator('td').nth(1).textContent(), { timeout: 15_000 }).toBe('online');
       expect(await row.locator('td').nth(2).textContent()).toContain('py-celery');
+      // Concurrency comes from `inspect stats` (heartbeats do not carry it): the peer runs 2.
+      await expect.poll(() => row.locator('td').nth(3).textContent(), { timeout: 15_000 }).toBe('2');
       const r = await peerCall(urls, 'tasks.add', [40, 2], { queue: 'py-dash' });
       expect(r.state).toBe('SUCCESS');
       await expect.poll(() => stateOf(r.id).textContent(), { timeout: 15_000 }).toBe('SUCCESS');

@@ -81,3 +81,15 @@ describe('dashboard access', () => {
     });
   });
 });
+
+describe('dashboard start-up', () => {
+  it('a port already taken fails start-up cleanly', async () => {
+    const app = testApp();
+    const first = await startDashboard({ app, port: 0 });
+    try {
+      await expect(startDashboard({ app, port: first.port })).rejects.toThrow(/EADDRINUSE/);
+    } finally {
+      await first.close();
+    }
+  });
+});
