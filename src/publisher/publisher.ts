@@ -21,6 +21,7 @@ export class Publisher {
   readonly #origin: string;
   readonly #replyTo: string;
   readonly #published = new Set<(messages: readonly OutgoingMessage[]) => void>();
+  readonly #headerHooks = new Set<() => Record<string, unknown>>();
 
   constructor(
     transport: () => Promise<Transport>,
@@ -74,6 +75,17 @@ export class Publisher {
     };
   }
 
+  /**
+   * Adds the headers `hook` returns to every message built from now on (opt-in extras such as the
+   * send time; a message without hooks is exactly Celery's). Returns a function that removes it.
+   */
+  addHeaders(hook: () => Record<string, unknown>): () => void {
+    this.#headerHooks.add(hook);
+    return () => {
+      this.#headerHooks.delete(hook);
+    };
+  }
+
   /** Builds the wire message for a request (throws PayloadError for what JSON cannot carry). */
   build(request: SendRequest, taskQueue?: string, defaultPriority = 0): OutgoingMessage {
     const id = request.taskId ?? uuid4();
@@ -94,7 +106,7 @@ export class Publisher {
       groupIndex: request.groupIndex ?? null,
       shadow: request.shadow,
       ignoreResult: request.ignoreResult,
-      headers: publishHeaders(request.headers ?? {}),
+      headers: publishHeaders(this.#withHooks(request.headers ?? {})),
       callbacks: request.embed?.callbacks ?? null,
       errbacks: request.embed?.errbacks ?? null,
       chain: request.embed?.chain ?? null,
@@ -103,5 +115,12 @@ export class Publisher {
       origin: this.#origin,
     });
     return { queue, message: encodeTask(message) };
+  }
+
+  #withHooks(headers: Record<string, unknown>): Record<string, unknown> {
+    if (!this.#headerHooks.size) return headers;
+    const out = { ...headers };
+    for (const hook of this.#headerHooks) Object.assign(out, hook());
+    return out;
   }
 }
