@@ -193,6 +193,15 @@ export class Celeriac {
     return this.#publisher.onPublished(listener);
   }
 
+  /**
+   * Adds the headers `hook` returns to every message this app publishes from now on (opt-in extras,
+   * e.g. `stampSendTime(app)`); without hooks a message is exactly Celery's. Returns a function that
+   * removes it.
+   */
+  addPublishHeaders(hook: () => Record<string, unknown>): () => void {
+    return this.#publisher.addHeaders(hook);
+  }
+
   /** Registered tasks by name. */
   get tasks(): ReadonlyMap<string, Task<never[], unknown>> {
     return this.#tasks;
