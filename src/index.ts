@@ -71,7 +71,7 @@ export {
   sendWorkerEvents,
 } from './observability/index.js';
 export type { WorkerMetricsOptions } from './observability/metrics.js';
-export { startMetricsServer, WorkerMetrics } from './observability/metrics.js';
+export { stampSendTime, startMetricsServer, WorkerMetrics } from './observability/metrics.js';
 export { AsyncResult } from './result.js';
 export type { ResultMeta, TaskState } from './results/meta.js';
 export type { ResultSink } from './results/sink.js';

@@ -4,14 +4,28 @@ import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Transport } from '../brokers/transport.js';
-import { parseCeleryDate } from '../messages/codec.js';
+import { formatCeleryDate, parseCeleryDate } from '../messages/codec.js';
 import type { Worker } from '../worker/worker.js';
 
 /**
- * Header holding a message's send time (Celery's date format), when its publisher wrote one.
- * Celery's messages carry none, so by default latency is measured from the worker's receipt.
+ * Header holding a message's send time (Celery's date format), written by publishers that opted in
+ * with `stampSendTime(app)`. Celery's messages carry none: then latency is measured from receipt.
  */
 export const SENT_AT_HEADER = 'celeriac_sent_at';
+
+/**
+ * Stamps every message the app publishes with its send time (header `celeriac_sent_at`), so workers'
+ * `celeriac_task_latency_seconds` measures send-to-start. Opt-in: it adds a header that Celery's own
+ * messages do not have (Python Celery ignores it). Returns a function that stops it.
+ *
+ * @example
+ * stampSendTime(app);
+ */
+export function stampSendTime(app: {
+  addPublishHeaders(hook: () => Record<string, unknown>): () => void;
+}): () => void {
+  return app.addPublishHeaders(() => ({ [SENT_AT_HEADER]: formatCeleryDate(Date.now()) }));
+}
 
 /** Seconds; runtimes and latencies from 5 ms to 5 minutes. */
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
@@ -35,7 +49,7 @@ export interface WorkerMetricsOptions {
  * | `celeriac_tasks_total` | counter | task, state (received, started, succeeded, failed, retried, revoked, rejected) |
  * | `celeriac_task_retries_total` | counter | task |
  * | `celeriac_task_runtime_seconds` | histogram | task, state (succeeded, failed) |
- * | `celeriac_task_latency_seconds` | histogram | task: from receipt (or the send time in a `celeriac_sent_at` header), or from the eta when later, to start |
+ * | `celeriac_task_latency_seconds` | histogram | task: send-to-start (send time from `stampSendTime`, else receipt by the worker; from the eta when later) |
  * | `celeriac_queue_depth` | gauge | queue: ready messages, read from the broker at scrape time |
  * | `celeriac_worker_concurrency` | gauge | tasks the default pool runs at once |
  * | `celeriac_worker_active_tasks` | gauge | tasks running now (concurrency in use) |
@@ -84,7 +98,7 @@ export class WorkerMetrics {
     });
     const latency = new Histogram({
       name: 'celeriac_task_latency_seconds',
-      help: 'Time from receipt by the worker (or the celeriac_sent_at header), or from the eta when later, to start, by task',
+      help: 'Time from send (celeriac_sent_at, else receipt by the worker), or from the eta when later, to start, by task',
       labelNames: ['task'],
       buckets: BUCKETS,
       registers,

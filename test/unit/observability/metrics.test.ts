@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { startMetricsServer, WorkerMetrics } from '../../../src/observability/metrics.js';
+import type { Transport } from '../../../src/brokers/transport.js';
+import { stampSendTime, startMetricsServer, WorkerMetrics } from '../../../src/observability/metrics.js';
 import { testApp } from '../../helpers/app.js';
 
 /** `name{labels} value` lines of a Prometheus text exposition → value by `name{labels}`. */
@@ -76,5 +77,49 @@ describe('Prometheus metrics of a worker', () => {
       metrics.close();
       await server.close();
     }
+  });
+
+  it('with stampSendTime, latency is send-to-start (tasks sent before the worker started waited that long)', async () => {
+    const app = testApp();
+    const add = app.task('tasks.add', (a: number, b: number) => a + b);
+    const stop = stampSendTime(app);
+    const results = await Promise.all([add.delay(1, 1), add.delay(2, 2)]);
+    stop();
+    await new Promise((r) => setTimeout(r, 300));
+    const worker = app.worker();
+    const metrics = new WorkerMetrics(worker, { transport: () => app.transport() });
+    await worker.start();
+    for (const r of results) await r.get({ timeout: 5000 });
+    await worker.stop();
+    const m = parse(await metrics.metrics());
+    expect(m.get('celeriac_task_latency_seconds_count{task="tasks.add"}')).toBe(2);
+    expect(m.get('celeriac_task_latency_seconds_sum{task="tasks.add"}')).toBeGreaterThanOrEqual(0.55);
+    expect(m.get('celeriac_task_latency_seconds_bucket{le="0.25",task="tasks.add"}')).toBe(0);
+  });
+
+  it('counts broker reconnects (unhealthy → healthy) and reports the publish backlog where the transport keeps one', async () => {
+    const app = testApp();
+    const real = await app.transport();
+    let status: 'healthy' | 'unhealthy' = 'healthy';
+    const fake = Object.assign(Object.create(real) as Transport, {
+      health: () => ({ status }),
+      backlog: 7,
+    });
+    const worker = app.worker();
+    const metrics = new WorkerMetrics(worker, { transport: async () => fake, healthIntervalMs: 10 });
+    await worker.start();
+    const tick = () => new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 2; i++) {
+      status = 'unhealthy';
+      await tick();
+      expect(parse(await metrics.metrics()).get('celeriac_broker_up')).toBe(0);
+      status = 'healthy';
+      await tick();
+    }
+    const m = parse(await metrics.metrics());
+    expect(m.get('celeriac_broker_reconnects_total')).toBe(2);
+    expect(m.get('celeriac_broker_up')).toBe(1);
+    expect(m.get('celeriac_publish_backlog')).toBe(7);
+    await worker.stop();
   });
 });
