@@ -10,6 +10,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import type { Redis } from 'ioredis';
 import type { Json, JsonObject } from '../fixtures.js';
 import { fixturesDir } from '../fixtures.js';
 
@@ -22,6 +23,11 @@ export const PEER_SCRIPT = path.join(PEER_DIR, 'peer.py');
 export interface PeerUrls {
   broker: string;
   backend: string;
+  /**
+   * The queue that stands for Celery's default `celery` in this test run (calls and scripts send
+   * there, a worker consumes it), so that concurrent runs of a test file never share a queue.
+   */
+  defaultQueue?: string;
 }
 
 /** What `call`, `get` and `canvas` print (peer.py's `result_json`), plus how the process ended. */
@@ -139,7 +145,8 @@ export function peerCall(
     const v = options[key];
     if (v !== undefined) argv.push(`--${key}`, String(v));
   }
-  if (options.queue) argv.push('--queue', options.queue);
+  const queue = options.queue ?? urls.defaultQueue;
+  if (queue) argv.push('--queue', queue);
   const timeout = options.timeout ?? 15;
   argv.push('--timeout', String(timeout));
   if (options.noWait) argv.push('--no-wait');
@@ -191,6 +198,8 @@ from peer import app
 app.conf.broker_url = sys.argv[2]
 app.conf.result_backend = sys.argv[3]
 ARGS = json.loads(sys.argv[4])
+if sys.argv[5]:
+    app.conf.task_default_queue = sys.argv[5]
 
 def result_out(res, timeout):
     from celery.exceptions import TimeoutError as CeleryTimeout
@@ -211,8 +220,9 @@ def result_out(res, timeout):
 `;
 
 /**
- * Runs a Python snippet with peer.py's app configured for `urls` (for what peer.py's commands cannot
- * say: a chain routed across queues, links, a REVOKED result). In the snippet: `app`, `peer`, `json`,
+ * Runs a Python snippet with peer.py's app configured for `urls` (its `task_default_queue` is
+ * `urls.defaultQueue` when set), for what peer.py's commands cannot say: a chain routed across
+ * queues, links, a REVOKED result. In the snippet: `app`, `peer`, `json`,
  * `ARGS` (the decoded `args`) and `result_out(res, timeout)` (peer.py's result JSON, also for
  * REVOKED). It must print one JSON object as its last line of stdout.
  *
@@ -230,7 +240,15 @@ export async function peerScript(
     stdout,
     stderr,
   } = await runPython(
-    ['-c', `${PRELUDE}\n${code}`, PEER_DIR, urls.broker, urls.backend, JSON.stringify(args)],
+    [
+      '-c',
+      `${PRELUDE}\n${code}`,
+      PEER_DIR,
+      urls.broker,
+      urls.backend,
+      JSON.stringify(args),
+      urls.defaultQueue ?? '',
+    ],
     timeoutMs,
   );
   if (exit !== 0) throw new Error(`python snippet exited ${exit}:\n${stderr}\n${stdout}`);
@@ -250,7 +268,7 @@ export async function peerResult(urls: PeerUrls, id: string, timeout = 15): Prom
 
 /** Options of `peer.py worker`. */
 export interface PeerWorkerOptions {
-  /** Comma-separated queues. Default `celery`. */
+  /** Comma-separated queues. Default `urls.defaultQueue`, else `celery`. */
   queues?: string;
   concurrency?: number;
   pool?: 'prefork' | 'solo' | 'threads';
@@ -318,7 +336,7 @@ export class PeerWorker {
       '--backend',
       urls.backend,
       '-Q',
-      options.queues ?? 'celery',
+      options.queues ?? urls.defaultQueue ?? 'celery',
       '-c',
       String(options.concurrency ?? 2),
       '-P',
@@ -404,4 +422,22 @@ export class PeerWorker {
       }
     }
   }
+}
+
+/** A suffix for this run's queue names: concurrent runs of a test file (other engineers, CI) share a db. */
+export function runSuffix(): string {
+  return Math.random().toString(36).slice(2, 10);
+}
+
+/**
+ * Deletes this run's keys on a kombu Redis db (its queues, priority sub-queues and bindings): no
+ * FLUSHDB, since another run of the same file may be using the db at the same time.
+ */
+export async function deleteRunKeys(client: Redis, suffix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `*${suffix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await client.del(...keys);
+  } while (cursor !== '0');
 }

@@ -1,6 +1,6 @@
 /**
- * Canvas and events across languages, over real Redis (db 14): a Python Celery worker consumes
- * `celery`, a Celeriac worker in this process consumes `ts` only. Chains and links that Python sends
+ * Canvas and events across languages, over real Redis (db 14): a Python Celery worker consumes the
+ * default queue (`celery-<run>`), a Celeriac worker in this process consumes `ts-<run>` only. Chains and links that Python sends
  * continue through steps that run on Celeriac (the Celeriac worker publishes the next step, the
  * callbacks and the errbacks as Celery does), and a Celeriac event reaches a Python subscriber (by
  * task name) and a TypeScript subscriber with one publish.
@@ -11,14 +11,26 @@ import type { TaskContext } from '../../../src/index.js';
 import { Celeriac } from '../../../src/index.js';
 import type { Json } from '../../fixtures.js';
 import { sleep } from '../../helpers/app.js';
-import { type PeerUrls, PeerWorker, peerResult, peerScript } from '../../helpers/peer.js';
+import {
+  deleteRunKeys,
+  type PeerUrls,
+  PeerWorker,
+  peerResult,
+  peerScript,
+  runSuffix,
+} from '../../helpers/peer.js';
 import { inspector, redisUrl } from './helpers.js';
 
-// A db of its own: Python Celery has no key prefix, and this file FLUSHDBs it.
+// A db of its own (Python Celery has no key prefix). Queue names are unique to this run, and nothing
+// is flushed: two runs of this file (two engineers, CI) may share the db at the same time.
 const DB = 14;
 const URL = redisUrl({ db: DB });
-const urls: PeerUrls = { broker: URL, backend: URL };
-const TS = 'ts';
+const suffix = runSuffix();
+/** Stands for Celery's default `celery` queue in this run: the Python worker's queue, everyone's default. */
+const PY = `celery-${suffix}`;
+/** The Celeriac worker's only queue. */
+const TS = `ts-${suffix}`;
+const urls: PeerUrls = { broker: URL, backend: URL, defaultQueue: PY };
 
 interface Run {
   id: string;
@@ -53,10 +65,15 @@ beforeAll(async () => {
   await admin.connect().catch((err: Error) => {
     throw new Error(`Redis at ${URL} is not reachable (these tests need it): ${err.message}`);
   });
-  await admin.flushdb();
-  python = await PeerWorker.start(urls, { queues: 'celery', concurrency: 2 });
-  app = new Celeriac({ broker: URL, results: URL, logger: 'silent', brokerOptions: { pollInterval: 50 } });
-  // No `queue` option: a step that names no queue goes to `celery` (the Python worker), as in Celery.
+  python = await PeerWorker.start(urls, { concurrency: 2 });
+  app = new Celeriac({
+    broker: URL,
+    results: URL,
+    logger: 'silent',
+    defaultQueue: PY,
+    brokerOptions: { pollInterval: 50 },
+  });
+  // No `queue` option: a step that names no queue goes to the default queue (the Python worker), as in Celery.
   app.task(
     'tasks.add',
     (ctx: TaskContext, x: number, y: number) => {
@@ -104,6 +121,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
   await python?.stop();
+  if (admin.status === 'ready') await deleteRunKeys(admin, suffix);
   admin.disconnect();
 });
 

@@ -8,13 +8,25 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } f
 import type { TaskContext, Worker } from '../../../src/index.js';
 import { Celeriac } from '../../../src/index.js';
 import { sleep } from '../../helpers/app.js';
-import { assertPeerAvailable, type PeerUrls, peerCall, peerResult } from '../../helpers/peer.js';
+import {
+  assertPeerAvailable,
+  deleteRunKeys,
+  type PeerUrls,
+  peerCall,
+  peerResult,
+  runSuffix,
+} from '../../helpers/peer.js';
 import { inspector, redisUrl } from './helpers.js';
 
-// A db of its own (interop.test.ts uses 11): Python Celery has no key prefix, and this file FLUSHDBs it.
+// A db of its own (Python Celery has no key prefix). Queue names are unique to this run, and nothing
+// is flushed: two runs of this file (two engineers, CI) may share the db at the same time.
 const DB = 13;
 const URL = redisUrl({ db: DB });
-const urls: PeerUrls = { broker: URL, backend: URL };
+const suffix = runSuffix();
+/** Stands for Celery's default `celery` queue in this run. */
+const QUEUE = `celery-${suffix}`;
+const LATE = `late-py-${suffix}`;
+const urls: PeerUrls = { broker: URL, backend: URL, defaultQueue: QUEUE };
 
 interface Run {
   id: string;
@@ -115,14 +127,14 @@ beforeAll(async () => {
   await admin.connect().catch((err: Error) => {
     throw new Error(`Redis at ${URL} is not reachable (these tests need it): ${err.message}`);
   });
-  await admin.flushdb();
   app = makeApp();
-  worker = app.worker({ queues: ['celery'], concurrency: 4 });
+  worker = app.worker({ queues: [QUEUE], concurrency: 4 });
   await worker.start();
 });
 
 afterAll(async () => {
   await app?.close();
+  if (admin.status === 'ready') await deleteRunKeys(admin, suffix);
   admin.disconnect();
 });
 
@@ -208,18 +220,18 @@ describe('interop: Python client -> Celeriac worker (Redis)', () => {
 
 describe('interop: Python client -> Celeriac worker started later (Redis)', () => {
   it('expires and priority: an expired task ends REVOKED unrun; a more urgent message sent last runs first', async () => {
-    const late = app.worker({ queues: ['late-py'], concurrency: 1, prefetch: 0 });
+    const late = app.worker({ queues: [LATE], concurrency: 1, prefetch: 0 });
     try {
-      // Sent while no worker consumes `late-py`. kombu's Redis priority: lower is served first.
+      // Sent while no worker consumes LATE. kombu's Redis priority: lower is served first.
       const expired = await peerCall(urls, 'tasks.echo', ['expired'], {
-        queue: 'late-py',
+        queue: LATE,
         expires: 0.05,
         noWait: true,
       });
       const sent: Array<[string, number]> = [];
       for (const p of [9, 6, 3, 0]) {
         const r = await peerCall(urls, 'tasks.echo', [`p${p}`], {
-          queue: 'late-py',
+          queue: LATE,
           priority: p,
           noWait: true,
         });

@@ -7,13 +7,17 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { Celeriac, TaskError, TaskRevokedError } from '../../../src/index.js';
 import { sleep } from '../../helpers/app.js';
-import { type PeerUrls, PeerWorker } from '../../helpers/peer.js';
+import { deleteRunKeys, type PeerUrls, PeerWorker, runSuffix } from '../../helpers/peer.js';
 import { inspector, redisUrl } from './helpers.js';
 
-// A db of its own: Python Celery has no key prefix, and this file FLUSHDBs it.
+// A db of its own (Python Celery has no key prefix). Queue names are unique to this run, and nothing
+// is flushed: two runs of this file (two engineers, CI) may share the db at the same time.
 const DB = 12;
 const URL = redisUrl({ db: DB });
-const urls: PeerUrls = { broker: URL, backend: URL };
+const suffix = runSuffix();
+/** Stands for Celery's default `celery` queue in this run: the Python worker's queue and the app's default. */
+const QUEUE = `celery-${suffix}`;
+const urls: PeerUrls = { broker: URL, backend: URL, defaultQueue: QUEUE };
 const GET = { timeout: '15s' } as const;
 
 const admin: Redis = inspector(DB);
@@ -30,14 +34,14 @@ beforeAll(async () => {
   await admin.connect().catch((err: Error) => {
     throw new Error(`Redis at ${URL} is not reachable (these tests need it): ${err.message}`);
   });
-  await admin.flushdb();
-  python = await PeerWorker.start(urls, { queues: 'celery', concurrency: 2 });
-  app = new Celeriac({ broker: URL, results: URL, logger: 'silent' });
+  python = await PeerWorker.start(urls, { concurrency: 2 });
+  app = new Celeriac({ broker: URL, results: URL, logger: 'silent', defaultQueue: QUEUE });
 });
 
 afterAll(async () => {
   await app?.close();
   await python?.stop();
+  if (admin.status === 'ready') await deleteRunKeys(admin, suffix);
   admin.disconnect();
 });
 
@@ -130,7 +134,7 @@ describe('interop: Celeriac client -> Python worker (Redis)', () => {
 
 describe('interop: Celeriac client -> Python worker started later (Redis)', () => {
   it('expires: expired before the worker takes it -> REVOKED, get() throws TaskRevokedError', async () => {
-    const queue = 'late-expires';
+    const queue = `late-expires-${suffix}`;
     const expired = await app.sendTask('tasks.add', [1, 2], {}, { queue, expires: 50 });
     const fresh = await app.sendTask<number>('tasks.add', [1, 2], {}, { queue, expires: '1m' });
     await sleep(100);
@@ -148,7 +152,7 @@ describe('interop: Celeriac client -> Python worker started later (Redis)', () =
   });
 
   it('priority: API 9 (most urgent), sent after lower ones, runs first on the Python worker', async () => {
-    const queue = 'late-priority';
+    const queue = `late-priority-${suffix}`;
     const sent: Array<{ priority: number; id: string }> = [];
     for (const priority of [0, 3, 6, 9]) {
       const r = await app.sendTask('tasks.echo', [`p${priority}`], {}, { queue, priority });
@@ -156,14 +160,14 @@ describe('interop: Celeriac client -> Python worker started later (Redis)', () =
     }
     const late = await PeerWorker.start(urls, { queues: queue, concurrency: 1, pool: 'solo' });
     try {
-      const done: Array<{ priority: number; at: number }> = [];
       for (const s of sent) {
-        const r = app.asyncResult(s.id);
-        expect(await r.get(GET)).toEqual({ args: [`p${s.priority}`], kwargs: {} });
-        done.push({ priority: s.priority, at: doneAt((await r.info())?.date_done) });
+        expect(await app.asyncResult(s.id).get(GET)).toEqual({ args: [`p${s.priority}`], kwargs: {} });
       }
-      // One at a time (solo pool): date_done order is run order.
-      expect(done.sort((a, b) => a.at - b.at).map((d) => d.priority)).toEqual([9, 6, 3, 0]);
+      // The order in which the Python worker took them off Redis (its "received" log lines).
+      const received = [...late.output().matchAll(/Task tasks\.echo\[([0-9a-f-]{36})\] received/g)].map(
+        (m) => sent.find((s) => s.id === m[1])?.priority,
+      );
+      expect(received).toEqual([9, 6, 3, 0]);
     } finally {
       await late.stop();
     }
