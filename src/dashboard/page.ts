@@ -197,13 +197,19 @@ $("btn-close").addEventListener("click", function () { selected = null; schedule
 function applyTasks(list) { list.forEach(function (t) { tasks.set(t.uuid, t); }); schedule(); }
 function applyWorkers(list) { list.forEach(function (w) { workers.set(w.hostname, w); }); schedule(); }
 
-fetch("/api/state", { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (s) {
-  $("broker").textContent = s.broker;
-  applyTasks(s.tasks); applyWorkers(s.workers);
-  stats = { queues: s.queues, series: s.series, now: s.now };
-  var es = new EventSource("/api/stream");
-  es.onopen = function () { $("conn").textContent = "live"; $("conn").className = "live"; };
-  es.onerror = function () { $("conn").textContent = "reconnecting…"; $("conn").className = ""; };
+function loadState() {
+  return fetch("/api/state", { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (s) {
+    $("broker").textContent = s.broker;
+    applyTasks(s.tasks); applyWorkers(s.workers);
+    stats = { queues: s.queues, series: s.series, now: s.now };
+    schedule();
+  });
+}
+loadState().then(function () {
+  var es = new EventSource("/api/stream"), lost = false;
+  // After a lost connection, changes made meanwhile come from a fresh snapshot.
+  es.onopen = function () { $("conn").textContent = "live"; $("conn").className = "live"; if (lost) { lost = false; loadState(); } };
+  es.onerror = function () { lost = true; $("conn").textContent = "reconnecting…"; $("conn").className = ""; };
   es.addEventListener("tasks", function (e) { applyTasks(JSON.parse(e.data)); });
   es.addEventListener("workers", function (e) { applyWorkers(JSON.parse(e.data)); });
   es.addEventListener("stats", function (e) { stats = JSON.parse(e.data); schedule(); });
