@@ -32,6 +32,7 @@ export function registerEvents(program: Command, io: CliIO, done: (code: number)
 export async function runEvents(flags: EventsFlags, io: CliIO): Promise<number> {
   const app = await openApp(flags, { command: 'events' });
   let seen = 0;
+  const names = new Map<string, string>();
   let finish: () => void = () => {};
   const finished = new Promise<void>((resolve) => {
     finish = resolve;
@@ -42,7 +43,7 @@ export async function runEvents(flags: EventsFlags, io: CliIO): Promise<number> 
       (event) => {
         if (flags.count !== undefined && seen >= flags.count) return;
         seen++;
-        io.stdout.write(`${flags.dump ? JSON.stringify(event) : describe(event)}\n`);
+        io.stdout.write(`${flags.dump ? JSON.stringify(event) : describe(event, names)}\n`);
         if (flags.count !== undefined && seen >= flags.count) finish();
       },
       flags.binding ? { bindingKey: flags.binding } : {},
@@ -70,10 +71,21 @@ function time(ts: number): string {
   return new Date(ts * 1000).toISOString().slice(11, 23);
 }
 
-/** One line per event, as a person reads it. */
-export function describe(e: CeleryEvent): string {
+/**
+ * One line per event, as a person reads it. `names` remembers task names by id, since only
+ * task-sent and task-received carry one.
+ */
+export function describe(e: CeleryEvent, names: Map<string, string> = new Map()): string {
   const head = `${time(e.timestamp)} ${e.hostname} ${e.type}`;
-  const task = typeof e.uuid === 'string' ? ` ${typeof e.name === 'string' ? e.name : ''}[${e.uuid}]` : '';
+  let task = '';
+  if (typeof e.uuid === 'string') {
+    if (typeof e.name === 'string') {
+      names.set(e.uuid, e.name);
+      // Bounded: the oldest names go first.
+      if (names.size > 10_000) names.delete(names.keys().next().value as string);
+    }
+    task = ` ${names.get(e.uuid) ?? ''}[${e.uuid}]`;
+  }
   switch (e.type) {
     case 'task-sent':
     case 'task-received':

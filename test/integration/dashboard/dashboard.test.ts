@@ -19,6 +19,7 @@ import type { MonitoringEvents } from '../../../src/observability/index.js';
 import { sendTaskSentEvents } from '../../../src/observability/index.js';
 import { repoRoot } from '../../fixtures.js';
 import { assertPeerAvailable, PeerWorker, peerCall } from '../../helpers/peer.js';
+import { runCli, startCli, until } from '../cli/helpers.js';
 import { inspector, redisUrl } from '../redis/helpers.js';
 
 const DB = 10;
@@ -188,4 +189,27 @@ describe('dashboard in chromium', () => {
       .toBe('offline');
     expect(loads).toBe(1);
   }, 90_000);
+});
+
+describe('celeriac dashboard (CLI)', () => {
+  it('serves the page on the port it prints, needs auth off loopback, and stops on SIGINT', async () => {
+    const refused = await runCli(['dashboard', '--broker', URL, '--host', '0.0.0.0', '--port', '0']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/--auth/);
+    const cli = startCli(['dashboard', '--broker', URL, '--port', '0', '--auth', 'ops:pw']);
+    try {
+      await until(() => /on http:\/\/127\.0\.0\.1:\d+\//.test(cli.output().stdout), 'the dashboard URL');
+      const url = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(cli.output().stdout)?.[1] as string;
+      expect((await fetch(url)).status).toBe(401);
+      const page = await fetch(url, {
+        headers: { authorization: `Basic ${Buffer.from('ops:pw').toString('base64')}` },
+      });
+      expect(page.status).toBe(200);
+      expect(cli.output().stdout).not.toContain('pw@');
+      cli.kill('SIGINT');
+      expect((await cli.result).code).toBe(0);
+    } finally {
+      if (cli.exitCode === null) cli.kill('SIGKILL');
+    }
+  }, 60_000);
 });
