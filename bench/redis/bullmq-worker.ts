@@ -1,0 +1,52 @@
+/**
+ * BullMQ worker process for the Redis benchmark (same protocol as celeriac-worker.ts):
+ * `node --import tsx bullmq-worker.ts <host> <port> <queue> <concurrency> <count> <mode> <prefix> <db>`.
+ */
+import { Worker } from 'bullmq';
+
+const [host, port, queue, concurrency, count, mode, prefix, db] = process.argv.slice(2) as [
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+];
+const total = Number(count);
+const now = (): number => performance.timeOrigin + performance.now();
+const latencies: number[] = [];
+let done = 0;
+let resolveDone: () => void = () => {};
+const finished = new Promise<void>((r) => {
+  resolveDone = r;
+});
+process.stdout.write('ready\n');
+process.stdin.once('data', async () => {
+  const start = performance.now();
+  const worker = new Worker(
+    queue,
+    async (job) => {
+      if (mode === 'latency') latencies.push(now() - (job.data as { sentAt: number }).sentAt);
+      return undefined;
+    },
+    {
+      connection: { host, port: Number(port), db: Number(db) },
+      concurrency: Number(concurrency),
+      prefix,
+      autorun: true,
+    },
+  );
+  worker.on('completed', () => {
+    if (++done === total) resolveDone();
+  });
+  await finished;
+  const ms = performance.now() - start;
+  const rssMiB = process.memoryUsage().rss / 2 ** 20;
+  process.stdout.write(
+    `${JSON.stringify({ ms, rssMiB, latencies: mode === 'latency' ? latencies : undefined })}\n`,
+  );
+  await worker.close();
+  process.exit(0);
+});

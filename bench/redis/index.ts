@@ -1,0 +1,397 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { Celeriac } from '../../src/index.js';
+import type { BenchContext, Measurement, Suite } from '../harness.js';
+import { atSteadyRate, latencySummary } from '../harness.js';
+
+/**
+ * `npm run bench -- redis`: Celeriac, BullMQ and Python Celery 5.2 against the same Redis, on the
+ * same machine, in one run (issue 4). Every worker runs in a process of its own (its RSS is that
+ * process's); the queues are filled beforehand, untimed. Redis db 15, keys under `bench:` / queue
+ * names unique to the run, deleted afterwards.
+ */
+const run = promisify(execFile);
+const HOST = process.env.CELERIAC_BENCH_REDIS_HOST ?? '127.0.0.1';
+const PORT = Number(process.env.CELERIAC_BENCH_REDIS_PORT ?? 6379);
+const DB = 15;
+/** Every key of a run lives under this prefix (kombu's global_keyprefix for Celeriac and Celery, BullMQ's prefix). */
+const PREFIX = `bench:${randomUUID().slice(0, 8)}:`;
+const URL_ = `redis://${HOST}:${PORT}/${DB}?global_keyprefix=${encodeURIComponent(PREFIX)}`;
+const PY_URL = `redis://${HOST}:${PORT}/${DB}`;
+const TASKS = Number(process.env.CELERIAC_BENCH_TASKS ?? 20_000);
+const ONE_BY_ONE = 5_000;
+const RATE = 500;
+const LATENCY_TASKS = 3_000;
+const HERE = new URL('./', import.meta.url).pathname;
+const PY = '/usr/bin/python3';
+
+export const suite: Suite = {
+  name: 'redis',
+  description: `Redis (db ${DB}): Celeriac vs BullMQ vs Python Celery 5.2, ${TASKS.toLocaleString('en-US')} no-op tasks per drain`,
+  peers: ['bullmq', 'celery'],
+  async available() {
+    const r = new Redis({
+      host: HOST,
+      port: PORT,
+      lazyConnect: true,
+      maxRetriesPerRequest: 1,
+      retryStrategy: () => null,
+    });
+    try {
+      await r.connect();
+      await r.ping();
+      return true;
+    } catch {
+      return `no Redis on ${HOST}:${PORT}`;
+    } finally {
+      r.disconnect();
+    }
+  },
+  async run(ctx) {
+    const out: Measurement[] = [];
+    const tag = randomUUID().slice(0, 8);
+    const admin = new Redis({ host: HOST, port: PORT, db: DB });
+    try {
+      out.push(...(await ceiling(ctx)));
+      const enqueue1 = await enqueueOneByOne(ctx, tag);
+      out.push(enqueue1);
+      out.push(await enqueueBulk(ctx, tag));
+      for (const c of [1, 50]) out.push(await drain(ctx, admin, tag, c));
+      out.push(...(await latency(ctx, admin, tag)));
+    } finally {
+      await cleanup(admin, tag);
+      admin.disconnect();
+    }
+    return out;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+
+async function ceiling(ctx: BenchContext): Promise<Measurement[]> {
+  ctx.log('redis-benchmark -P 32 -t set,lpush (the ceiling)');
+  const { stdout } = await run(
+    'redis-benchmark',
+    ['-h', HOST, '-p', String(PORT), '-q', '-n', '400000', '-P', '32', '-t', 'set,lpush', '--csv'],
+    {
+      timeout: 120_000,
+    },
+  );
+  const rate = (name: string): number => {
+    const line = stdout.split('\n').find((l) => l.startsWith(`"${name}"`));
+    return Number(line?.split(',')[1]?.replace(/"/g, '') ?? Number.NaN);
+  };
+  return [
+    {
+      name: 'redis-benchmark SET, pipelined 32',
+      unit: 'ops/s',
+      better: 'higher',
+      value: rate('SET'),
+      details: { ceiling: true },
+    },
+    {
+      name: 'redis-benchmark LPUSH, pipelined 32',
+      unit: 'ops/s',
+      better: 'higher',
+      value: rate('LPUSH'),
+      details: { ceiling: true },
+    },
+  ];
+}
+
+function celeriacClient(): { app: Celeriac; send: (q: string, sentAt: number) => Promise<unknown> } {
+  const app = new Celeriac({ broker: URL_, logger: 'silent' });
+  const noop = app.task('bench.noop', (_sentAt: number) => undefined, { ignoreResult: true });
+  return { app, send: (queue, sentAt) => noop.applyAsync({ args: [sentAt], queue }) };
+}
+
+function bullQueue(name: string): Queue {
+  return new Queue(name, {
+    connection: { host: HOST, port: PORT, db: DB },
+    prefix: `${PREFIX}bull`,
+    defaultJobOptions: { removeOnComplete: true, removeOnFail: true },
+  });
+}
+
+async function enqueueOneByOne(ctx: BenchContext, tag: string): Promise<Measurement> {
+  const step = `enqueue ${ONE_BY_ONE} one by one (awaited)`;
+  const { app, send } = celeriacClient();
+  let t0 = performance.now();
+  for (let i = 0; i < ONE_BY_ONE; i++) {
+    await send(`bench-e1-${tag}`, 0);
+    if (i % 1000 === 999) ctx.progress(`celeriac ${step}`, i + 1, ONE_BY_ONE);
+  }
+  const celeriac = (ONE_BY_ONE / (performance.now() - t0)) * 1000;
+  await app.close();
+  const q = bullQueue(`e1-${tag}`);
+  t0 = performance.now();
+  for (let i = 0; i < ONE_BY_ONE; i++) await q.add('noop', { sentAt: 0 });
+  const bullmq = (ONE_BY_ONE / (performance.now() - t0)) * 1000;
+  await q.obliterate({ force: true });
+  await q.close();
+  const py = await pyJson(['enqueue', PY_URL, `bench-e1py-${tag}`, String(ONE_BY_ONE)]);
+  const celery = (ONE_BY_ONE / py.ms) * 1000;
+  return { name: step, unit: 'tasks/s', better: 'higher', value: celeriac, peers: { bullmq, celery } };
+}
+
+async function enqueueBulk(ctx: BenchContext, tag: string): Promise<Measurement> {
+  const step = `enqueue ${TASKS} in bulk`;
+  ctx.log(
+    `${step}: Celeriac ${TASKS} concurrent delay() calls (coalesced), BullMQ addBulk in chunks of 1000`,
+  );
+  const { app, send } = celeriacClient();
+  let t0 = performance.now();
+  await Promise.all(Array.from({ length: TASKS }, () => send(`bench-eb-${tag}`, 0)));
+  const celeriac = (TASKS / (performance.now() - t0)) * 1000;
+  await app.close();
+  const q = bullQueue(`eb-${tag}`);
+  t0 = performance.now();
+  for (let i = 0; i < TASKS; i += 1000)
+    await q.addBulk(Array.from({ length: 1000 }, () => ({ name: 'noop', data: { sentAt: 0 } })));
+  const bullmq = (TASKS / (performance.now() - t0)) * 1000;
+  await q.obliterate({ force: true });
+  await q.close();
+  return {
+    name: step,
+    unit: 'tasks/s',
+    better: 'higher',
+    value: celeriac,
+    peers: { bullmq, celery: null },
+    details: { celery: 'no bulk API' },
+  };
+}
+
+/** Starts a worker child that prints `ready`, then waits for a line on stdin to begin. */
+async function child(
+  cmd: string,
+  args: string[],
+): Promise<{ go: () => Promise<{ ms: number; rssMiB: number; latencies?: number[] }>; proc: ChildProcess }> {
+  const proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
+  const queue: string[] = [];
+  let wake: (() => void) | undefined;
+  lines.on('line', (l) => {
+    queue.push(l);
+    wake?.();
+  });
+  const next = async (): Promise<string> => {
+    while (queue.length === 0) {
+      await new Promise<void>((r) => {
+        wake = r;
+        proc.once('exit', () => r());
+      });
+      if (queue.length === 0 && proc.exitCode !== null)
+        throw new Error(`${cmd} exited with ${proc.exitCode}`);
+    }
+    return queue.shift() as string;
+  };
+  if ((await next()) !== 'ready') throw new Error(`${cmd}: unexpected first line`);
+  return {
+    proc,
+    go: async () => {
+      proc.stdin?.write('go\n');
+      return JSON.parse(await next()) as { ms: number; rssMiB: number; latencies?: number[] };
+    },
+  };
+}
+
+function tsChild(script: string, args: string[]) {
+  return child(process.execPath, ['--import', 'tsx', `${HERE}${script}`, ...args]);
+}
+
+async function drain(
+  ctx: BenchContext,
+  admin: Redis,
+  tag: string,
+  concurrency: number,
+): Promise<Measurement> {
+  const step = `drain ${TASKS}, concurrency ${concurrency}`;
+  // Celeriac
+  const cq = `bench-d${concurrency}-${tag}`;
+  const { app, send } = celeriacClient();
+  await Promise.all(Array.from({ length: TASKS }, () => send(cq, 0)));
+  await app.close();
+  ctx.log(`${step}: queues filled (${await admin.llen(`${PREFIX}${cq}`)} waiting for celeriac)`);
+  const cw = await tsChild('celeriac-worker.ts', [URL_, cq, String(concurrency), String(TASKS), 'drain']);
+  const c = await cw.go();
+  // BullMQ
+  const bq = bullQueue(`d${concurrency}-${tag}`);
+  for (let i = 0; i < TASKS; i += 1000)
+    await bq.addBulk(Array.from({ length: 1000 }, () => ({ name: 'noop', data: { sentAt: 0 } })));
+  const bw = await tsChild('bullmq-worker.ts', [
+    HOST,
+    String(PORT),
+    `d${concurrency}-${tag}`,
+    String(concurrency),
+    String(TASKS),
+    'drain',
+    `${PREFIX}bull`,
+    String(DB),
+  ]);
+  const b = await bw.go();
+  await bq.obliterate({ force: true });
+  await bq.close();
+  // Celery: solo at 1, threads at 50
+  const pq = `bench-d${concurrency}py-${tag}`;
+  await pyJson(['fill', PY_URL, pq, String(TASKS)]);
+  const py = await celeryDrain(admin, pq, concurrency === 1 ? 'solo' : 'threads', concurrency);
+  ctx.log(
+    `${step}: celeriac ${Math.round(c.ms)} ms (${Math.round(c.rssMiB)} MiB), bullmq ${Math.round(b.ms)} ms (${Math.round(b.rssMiB)} MiB), celery ${Math.round(py.ms)} ms (${Math.round(py.rssMiB)} MiB)`,
+  );
+  const m: Measurement = {
+    name: step,
+    unit: 'tasks/s',
+    better: 'higher',
+    value: (TASKS / c.ms) * 1000,
+    peers: { bullmq: (TASKS / b.ms) * 1000, celery: (TASKS / py.ms) * 1000 },
+    details: { celeryPool: concurrency === 1 ? 'solo' : 'threads' },
+  };
+  if (concurrency === 50) {
+    rss = {
+      name: 'worker RSS after the drain (concurrency 50)',
+      unit: 'MiB',
+      better: 'lower',
+      value: c.rssMiB,
+      peers: { bullmq: b.rssMiB, celery: py.rssMiB },
+    };
+  }
+  return m;
+}
+
+let rss: Measurement | undefined;
+
+/** Times a Python worker from its first take to an empty queue with nothing unacked. */
+async function celeryDrain(
+  admin: Redis,
+  queue: string,
+  pool: string,
+  concurrency: number,
+): Promise<{ ms: number; rssMiB: number }> {
+  const proc = spawn(PY, [`${HERE}celery_bench.py`, 'worker', PY_URL, queue, pool, String(concurrency)], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, BENCH_PREFIX: PREFIX },
+  });
+  try {
+    while ((await admin.llen(`${PREFIX}${queue}`)) >= TASKS) await sleep(2);
+    const t0 = performance.now();
+    while ((await admin.llen(`${PREFIX}${queue}`)) > 0 || (await admin.hlen(`${PREFIX}unacked`)) > 0)
+      await sleep(5);
+    const ms = performance.now() - t0;
+    const { stdout } = await run('ps', ['-o', 'rss=', '-p', String(proc.pid)]);
+    return { ms, rssMiB: Number(stdout.trim()) / 1024 };
+  } finally {
+    if (proc.pid) process.kill(proc.pid, 'SIGKILL');
+  }
+}
+
+async function latency(ctx: BenchContext, admin: Redis, tag: string): Promise<Measurement[]> {
+  const step = `send → start at ${RATE}/s, idle worker`;
+  ctx.log(`${step}: ${LATENCY_TASKS} tasks each; worker concurrency 50`);
+  // Celeriac
+  const cq = `bench-lat-${tag}`;
+  const cw = await tsChild('celeriac-worker.ts', [URL_, cq, '50', String(LATENCY_TASKS), 'latency']);
+  const cResult = cw.go();
+  await sleep(500);
+  const { app, send } = celeriacClient();
+  await atSteadyRate(
+    LATENCY_TASKS,
+    RATE,
+    () => send(cq, performance.timeOrigin + performance.now()),
+    (d) => ctx.progress(`celeriac ${step}`, d, LATENCY_TASKS),
+  );
+  const c = latencySummary((await cResult).latencies ?? []);
+  await app.close();
+  // BullMQ
+  const bname = `lat-${tag}`;
+  const bw = await tsChild('bullmq-worker.ts', [
+    HOST,
+    String(PORT),
+    bname,
+    '50',
+    String(LATENCY_TASKS),
+    'latency',
+    `${PREFIX}bull`,
+    String(DB),
+  ]);
+  const bResult = bw.go();
+  await sleep(500);
+  const bq = bullQueue(bname);
+  await atSteadyRate(
+    LATENCY_TASKS,
+    RATE,
+    () => bq.add('noop', { sentAt: performance.timeOrigin + performance.now() }),
+    (d) => ctx.progress(`bullmq ${step}`, d, LATENCY_TASKS),
+  );
+  const b = latencySummary((await bResult).latencies ?? []);
+  await bq.obliterate({ force: true });
+  await bq.close();
+  // Celery (threads, 50), sent by Python at the same rate
+  const pq = `bench-latpy-${tag}`;
+  const proc = spawn(PY, [`${HERE}celery_bench.py`, 'worker', PY_URL, pq, 'threads', '50'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, BENCH_PREFIX: PREFIX },
+  });
+  let p: { p50: number; p99: number; samples: number };
+  try {
+    await sleep(3000);
+    await pyJson(['latency', PY_URL, pq, String(LATENCY_TASKS), String(RATE)]);
+    const end = Date.now() + 20_000;
+    while ((await admin.llen(`${PREFIX}latency:${pq}`)) < LATENCY_TASKS && Date.now() < end) await sleep(20);
+    p = latencySummary((await admin.lrange(`${PREFIX}latency:${pq}`, 0, -1)).map(Number));
+  } finally {
+    if (proc.pid) process.kill(proc.pid, 'SIGKILL');
+  }
+  const details = {
+    rate: RATE,
+    tasks: LATENCY_TASKS,
+    samples: { celeriac: c.samples, bullmq: b.samples, celery: p.samples },
+  };
+  const out: Measurement[] = [
+    {
+      name: 'send → start p50',
+      unit: 'ms',
+      better: 'lower',
+      value: c.p50,
+      peers: { bullmq: b.p50, celery: p.p50 },
+      details,
+    },
+    {
+      name: 'send → start p99',
+      unit: 'ms',
+      better: 'lower',
+      value: c.p99,
+      peers: { bullmq: b.p99, celery: p.p99 },
+      details,
+    },
+  ];
+  if (rss) out.push(rss);
+  return out;
+}
+
+async function pyJson(args: string[]): Promise<{ ms: number }> {
+  const { stdout } = await run(PY, [`${HERE}celery_bench.py`, ...args], {
+    timeout: 600_000,
+    env: { ...process.env, BENCH_PREFIX: PREFIX },
+  });
+  return JSON.parse(stdout.trim().split('\n').pop() as string) as { ms: number };
+}
+
+async function cleanup(admin: Redis, _tag: string): Promise<void> {
+  await admin.del('mylist', 'key:__rand_int__'); // redis-benchmark's, in this db
+  for (const pattern of [`${PREFIX}*`]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await admin.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await admin.del(...keys);
+    } while (cursor !== '0');
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
