@@ -71,32 +71,81 @@ export class RedisConsumer {
     w?.();
   }
 
+  /**
+   * The loop. Up to two fetches are in flight at once, each reserving the credit it asks for, so a
+   * busy worker never waits a round trip between batches. When only a little credit came back while
+   * deliveries are still out, it yields once (setImmediate) so that the settles of the same moment
+   * add up into one larger fetch instead of many one-message fetches.
+   */
   private async run(): Promise<void> {
     const { settings, log } = this.transport;
     let failures = 0;
+    let yielded = false;
+    let empty = false;
+    let inflight = 0;
+    let reserved = 0;
     while (!this.cancelled) {
-      const credit = this.prefetch - this.unsettled;
-      if (credit <= 0) {
-        await new Promise<void>((r) => {
-          this.creditWaiter = r;
-        });
+      const credit = this.prefetch - this.unsettled - reserved;
+      if (credit <= 0 || inflight >= 2) {
+        await this.waitCredit();
         continue;
       }
-      const want = Math.min(credit, settings.fetchBatch);
-      let got: number;
-      try {
-        got = await this.fetch(want);
-        failures = 0;
-      } catch (err) {
-        if (this.cancelled) break;
-        failures += 1;
-        if (failures === 1)
-          log('warn', 'redis broker: fetch failed, retrying', { error: String(err), queues: this.queues });
+      if (empty) {
+        if (inflight > 0) {
+          await this.waitCredit();
+          continue;
+        }
+        await this.waitForWork();
+        empty = false;
+        continue;
+      }
+      if (failures > 0) {
         await sleep(Math.min(100 * 2 ** Math.min(failures, 5), 2000));
+        if (this.cancelled) break;
+      }
+      const lowWater = Math.min(settings.fetchBatch, Math.ceil(this.prefetch / 4));
+      if (!yielded && this.unsettled > 0 && credit < lowWater) {
+        yielded = true;
+        await new Promise<void>((r) => setImmediate(r));
         continue;
       }
-      if (got < want && !this.cancelled) await this.waitForWork();
+      yielded = false;
+      const want = Math.min(credit, settings.fetchBatch);
+      reserved += want;
+      inflight += 1;
+      this.fetch(want)
+        .then(
+          (got) => {
+            failures = 0;
+            if (got < want) empty = true;
+          },
+          (err: unknown) => {
+            if (this.cancelled) return;
+            failures += 1;
+            if (failures === 1)
+              log('warn', 'redis broker: fetch failed, retrying', {
+                error: String(err),
+                queues: this.queues,
+              });
+          },
+        )
+        .finally(() => {
+          reserved -= want;
+          inflight -= 1;
+          this.wakeCredit();
+        });
     }
+    while (inflight > 0) await this.waitCredit();
+  }
+
+  private waitCredit(): Promise<void> {
+    return new Promise<void>((r) => {
+      const previous = this.creditWaiter;
+      this.creditWaiter = () => {
+        previous?.();
+        r();
+      };
+    });
   }
 
   /** Takes up to `want` messages (one script per key group) and hands them out. */
@@ -127,7 +176,7 @@ export class RedisConsumer {
         want - total,
         queues.length,
         'celeriac-unreadable-',
-        ...queues,
+        ...queues.map((q) => JSON.stringify(q)),
       );
       for (let i = 0; i + 3 < reply.length; i += 4) {
         const queue = queues[Number(reply[i]) - 1] as string;

@@ -7,7 +7,9 @@ Serving order is kombu's: priority step 0 of every queue (in the order given, wh
 rotates for fairness), then step 3, 6, 9; within a list, the right end (oldest) first.
 
 The unacked value is kombu's `[envelope, exchange, routing_key]` JSON with the envelope exactly as
-it was on the list, so a Python worker's restore (kombu QoS.restore_by_tag) can put it back. A
+it was on the list, so a Python worker's restore (kombu QoS.restore_by_tag) can put it back; the
+exchange is always "" and the routing key the queue it was taken from, so a restore (kombu's or
+ours) puts it back on that very queue. A
 message whose envelope cannot be read (not JSON, no properties.delivery_tag) gets a synthetic tag
 and is stored as `["<raw as a JSON string>", "", queue]`; the worker dead-letters it at once.
 
@@ -20,7 +22,7 @@ ARGV[1]           unacked_index score: lease expiry (epoch s) minus kombu's visi
 ARGV[2]           MAX messages to take
 ARGV[3]           Q, the number of queues
 ARGV[4]           prefix for synthetic tags of unreadable messages
-ARGV[4+q]         name of queue q (routing key used when the envelope does not say)
+ARGV[4+q]         name of queue q as a JSON string (the routing key in the unacked value)
 Returns           flat array: for each message, queue number q, envelope, delivery_tag, deliveries
                   before this one (0 on first delivery)
 ]]
@@ -35,27 +37,29 @@ local zadd = {}
 local tags = {}
 
 local function track(q, raw)
-  local tag, ex, rk
-  -- Fast path: kombu (and Celeriac) write properties last and delivery_tag last in it.
-  tag = string.match(raw, '"delivery_tag": "([^"\\]+)"}}$')
-  if tag then
-    ex, rk = string.match(raw, '"delivery_info": {"exchange": "([^"\\]*)", "routing_key": "([^"\\]*)"')
+  local tag, value
+  -- Fast path, no JSON parsing: kombu (and Celeriac) write `"delivery_tag": "<tag>"}}` last.
+  local n = #raw
+  local at = string.find(raw, '"delivery_tag": "', -120, true)
+  if at and string.sub(raw, n - 2) == '"}}' then
+    local close = string.find(raw, '"', at + 17, true)
+    if close == n - 2 then
+      tag = string.sub(raw, at + 17, close - 1)
+      if string.find(tag, '\\', 1, true) then tag = nil end
+    end
   end
-  local value
-  if tag and ex then
-    value = '[' .. raw .. ', "' .. ex .. '", "' .. rk .. '"]'
+  if tag then
+    -- The message goes back where it was taken from: the default exchange, its queue as routing key.
+    value = '[' .. raw .. ', "", ' .. ARGV[4 + q] .. ']'
   else
     local ok, env = pcall(cjson.decode, raw)
     local props = ok and type(env) == 'table' and env.properties
     if type(props) == 'table' and type(props.delivery_tag) == 'string' then
       tag = props.delivery_tag
-      local info = type(props.delivery_info) == 'table' and props.delivery_info or {}
-      ex = type(info.exchange) == 'string' and info.exchange or ''
-      rk = type(info.routing_key) == 'string' and info.routing_key or ARGV[4 + q]
-      value = '[' .. raw .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']'
+      value = '[' .. raw .. ', "", ' .. ARGV[4 + q] .. ']'
     else
       tag = ARGV[4] .. redis.call('HINCRBY', KEYS[3], '__seq__', 1)
-      value = '[' .. cjson.encode(raw) .. ', "", ' .. cjson.encode(ARGV[4 + q]) .. ']'
+      value = '[' .. cjson.encode(raw) .. ', "", ' .. ARGV[4 + q] .. ']'
     end
   end
   hset[#hset + 1] = tag
