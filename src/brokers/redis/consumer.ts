@@ -16,8 +16,9 @@ import type { RedisTransport } from './transport.js';
  * on the queues' *wake lists*, which Celeriac publishers (with every publish), the mover, restores and the
  * fetch script itself ("pass the baton" when it leaves messages behind) push a token onto; the BLPOP
  * times out after `pollInterval`, after which the consumer looks at its queues anyway, so messages
- * that Python publishers LPUSH (no token) are taken within that interval. Tokens are capped (64 per
- * queue) and harmless when stale: a woken consumer that finds nothing waits again.
+ * that Python publishers LPUSH (no token) are taken within that interval. Tokens are bounded (below
+ * 96 per queue: publishers trim, a consumer that finds its queues empty deletes them) and harmless
+ * when stale: a woken consumer that finds nothing waits again.
  */
 export class RedisConsumer {
   cancelled = false;

@@ -14,7 +14,7 @@
  * | `celeriac.deliveries` | hash | delivery_tag → deliveries before the current one (absent = 0) |
  * | `celeriac.delayed.<q>` | zset | parked messages (eta beyond the horizon, `notBefore`) |
  * | `celeriac.dead.<q>` | list | dead letters, JSON records |
- * | `celeriac.wake.<q>` | list | wake-up tokens for idle Celeriac consumers (at most 64) |
+ * | `celeriac.wake.<q>` | list | wake-up tokens for idle Celeriac consumers (fewer than 96) |
  * | `celeriac.subscriptions.<event>` | set | `task\x06\x16queue` per subscriber |
  *
  * **cluster** (`redis+cluster://`, Celeriac-only: kombu cannot run on Cluster): every key of queue

@@ -92,6 +92,8 @@ export class RedisTransport implements Transport {
   /** The delivery currently holding each kombu tag (a restored message may come back to us). */
   readonly holder = new Map<string, string>();
   private sequence = 0;
+  /** Flushes per queue since its wake list was last trimmed. */
+  private readonly wakeCount = new Map<string, number>();
   private readonly consumers = new Set<RedisConsumer>();
   private readonly declared = new Set<string>();
   private client: RedisClient | undefined;
@@ -295,8 +297,13 @@ export class RedisTransport implements Transport {
         }
         for (const [key, args] of g.zsets) tx.zadd(key, ...args);
         for (const q of g.wake) {
+          // A token per flush; the list is trimmed to the cap on every 32nd flush of a queue (and
+          // emptied by consumers that find the queue empty), so it stays below cap + 32 tokens.
           const wake = this.keys.wake(q);
-          tx.lpush(wake, '1').ltrim(wake, 0, WAKE_CAP - 1);
+          tx.lpush(wake, '1');
+          const n = (this.wakeCount.get(q) ?? 0) + 1;
+          this.wakeCount.set(q, n % 32);
+          if (n % 32 === 1) tx.ltrim(wake, 0, WAKE_CAP - 1);
         }
         for (const q of g.queues) {
           const binding = this.keys.binding(q);

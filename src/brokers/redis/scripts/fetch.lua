@@ -3,6 +3,10 @@ fetch: takes up to MAX ready messages from one or more queues AND records each i
 `unacked` hash and `unacked_index` zset, in one atomic step, so a consumer killed at any instant
 loses nothing: a message is either still on its list or held in `unacked` (restored after its lease).
 
+Wake lists: emptied when the queues turned out empty (fewer taken than asked; stale tokens would
+only cause empty fetches), and given one token when MAX was reached with messages left, so another
+idle consumer wakes up ("pass the baton").
+
 Serving order is kombu's: priority step 0 of every queue (in the order given, which the caller
 rotates for fairness), then step 3, 6, 9; within a list, the right end (oldest) first.
 
@@ -93,6 +97,13 @@ if got > 0 then
   local before = redis.call('HMGET', KEYS[3], unpack(tags))
   for i = 1, got do
     out[4 * i] = before[i] or 0
+  end
+end
+
+-- Took less than asked: the queues are empty, stale wake tokens are useless.
+if got < max then
+  for q = 1, nq do
+    redis.call('DEL', KEYS[3 + 5 * q])
   end
 end
 
