@@ -204,6 +204,12 @@ export class RedisConsumer {
       const error = err instanceof Error ? err.message : String(err);
       delivery = { tag, queue, message: null, raw, error, deliveryCount: count, redelivered: count > 1 };
     }
+    if (this.cancelled) {
+      // Fetched after cancel(): never handed out, so it goes straight back (front of its queue,
+      // not counted as a delivery).
+      void t.giveBack({ delivery, kombuTag, step, raw, consumer: this });
+      return;
+    }
     this.unsettled += 1;
     t.hold({ delivery, kombuTag, step, raw, consumer: this });
     try {
@@ -249,7 +255,7 @@ export class RedisConsumer {
     clearTimeout(timer);
     if (this.cancelled) return;
     if (first === 'failed') {
-      await sleep(Math.min(t.settings.pollIntervalMs, 500));
+      if (!this.cancelled) await sleep(Math.min(t.settings.pollIntervalMs, 500));
     } else if (first === 'stuck') {
       const ready = t.redis().status === 'ready';
       if (ready) {

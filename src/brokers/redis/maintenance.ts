@@ -180,6 +180,7 @@ export class Maintenance {
           ceiling.toFixed(3),
           plan.payload,
           plan.targets.length,
+          1,
         );
         restored += n;
       }
@@ -239,14 +240,17 @@ export class Maintenance {
     };
   }
 
-  /** Gives held deliveries back at once (close): the front of their queue, counted as a delivery. */
-  async restoreHeld(held: Held[]): Promise<void> {
+  /**
+   * Gives held deliveries back at once (close): the front of their queue, marked redelivered and
+   * counted as a delivery; with `counted` false (fetched but never handed out), exactly as they were.
+   */
+  async restoreHeld(held: Held[], counted = true): Promise<void> {
     const client = this.t.redis();
     const k = this.t.keys;
     await Promise.all(
       held.map((h) => {
         const q = h.delivery.queue;
-        const payload = redeliveredText(h.raw);
+        const payload = counted ? redeliveredText(h.raw) : h.raw;
         return client.celeriacRestore(
           5,
           k.unacked(q),
@@ -258,6 +262,7 @@ export class Maintenance {
           '1e300',
           payload,
           1,
+          counted ? 1 : 0,
         );
       }),
     );

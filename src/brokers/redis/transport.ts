@@ -398,6 +398,21 @@ export class RedisTransport implements Transport {
     this.holder.set(held.kombuTag, held.delivery.tag);
   }
 
+  /** Puts back a message fetched after its consumer was cancelled (never handed out: not counted). */
+  async giveBack(held: Held): Promise<void> {
+    try {
+      await this.maintenance?.restoreHeld([held], false);
+    } catch (err) {
+      this.log(
+        'warn',
+        'redis broker: could not give back a message fetched after cancel (it comes back after its lease)',
+        {
+          error: String(err),
+        },
+      );
+    }
+  }
+
   /**
    * Ends our ownership of a delivery. `current` is false when a newer delivery of the same message
    * (restored after a lost lease, then taken again by us) holds its kombu tag now: then only the

@@ -13,6 +13,7 @@ ARGV[1]         delivery tag
 ARGV[2]         ceiling: restore only if the unacked_index score is <= this (now - visibility_timeout)
 ARGV[3]         the envelope to push (redelivered flags set by the caller), '' to push the held one as is
 ARGV[4]         T
+ARGV[5]         1 to count it as a delivery (a lost lease, close), 0 not to (fetched after a cancel)
 Returns         1 restored, 0 not due or not held any more
 ]]
 local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
@@ -25,7 +26,9 @@ if not held then
   return 0
 end
 redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+if ARGV[5] ~= '0' then
+  redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+end
 local payload = ARGV[3]
 if payload == '' then
   local ok, v = pcall(cjson.decode, held)
