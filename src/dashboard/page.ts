@@ -47,6 +47,7 @@ button:disabled { opacity:.5; cursor:default; }
 #detail dl { display:grid; grid-template-columns: 110px 1fr; gap:4px 10px; margin:0 0 8px; }
 #detail dt { color: var(--muted); }
 #detail dd { margin:0; font-family: ui-monospace, monospace; font-size:12px; white-space:pre-wrap; word-break:break-all; }
+#d-meta:empty { display:none; }
 #detail pre { background:#f3f4f3; padding:8px; overflow:auto; max-height:240px; font-size:12px; }
 #action-msg { margin-left:10px; color: var(--muted); }
 .muted { color: var(--muted); }
@@ -71,6 +72,7 @@ button:disabled { opacity:.5; cursor:default; }
 <section class="wide" id="detail"><h2>Task <span id="d-id"></span></h2>
 <dl id="d-fields"></dl>
 <div id="d-error"></div>
+<pre id="d-meta"></pre>
 <div><button id="btn-revoke" class="danger">Revoke</button> <button id="btn-retry">Retry</button> <button id="btn-close">Close</button><span id="action-msg"></span></div>
 </section>
 <section class="wide"><h2>Tasks <span class="muted" id="task-count"></span></h2>
@@ -179,7 +181,14 @@ $("tasks").addEventListener("click", function (e) {
   if (!tr) return;
   selected = tr.getAttribute("data-task");
   $("action-msg").textContent = "";
+  $("d-meta").textContent = "";
   schedule();
+  // What the result store holds (the full result, and with result_extended the original args).
+  var id = selected;
+  fetch("/api/tasks/" + encodeURIComponent(id), { credentials: "same-origin" }).then(function (r) { return r.ok ? r.json() : null; }).then(function (j) {
+    if (!j || !j.meta || selected !== id) return;
+    $("d-meta").textContent = "stored result (" + j.meta.status + "): " + JSON.stringify(j.meta.result) + (j.meta.args ? "\nargs " + JSON.stringify(j.meta.args) + " kwargs " + JSON.stringify(j.meta.kwargs || {}) : "");
+  });
 });
 $("queues").addEventListener("click", function (e) {
   var b = e.target.closest("button.purge");

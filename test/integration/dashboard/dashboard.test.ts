@@ -107,6 +107,9 @@ describe('dashboard in chromium', () => {
     await page.locator(`tr[data-task="${results[0]?.id}"]`).click();
     await expect.poll(() => page.locator('#d-fields').textContent()).toContain('(1, 1)');
     expect(await page.locator('#d-fields').textContent()).toContain('task-succeeded');
+    // …and what the result store holds (resultExtended keeps the original args).
+    await expect.poll(() => page.locator('#d-meta').textContent()).toContain('stored result (SUCCESS): 2');
+    expect(await page.locator('#d-meta').textContent()).toContain('args [1,1]');
     // Filters: by state and name.
     await page.selectOption('#f-state', 'SUCCESS');
     await page.fill('#f-name', 'dash.add');
