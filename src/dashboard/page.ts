@@ -57,7 +57,7 @@ button:disabled { opacity:.5; cursor:default; }
 <header><h1>Celeriac</h1><span class="broker" id="broker"></span><span id="conn">connecting…</span></header>
 <main>
 <section id="workers-section"><h2>Workers</h2>
-<table id="workers"><thead><tr><th>worker</th><th>status</th><th>software</th><th class="num">concurrency</th><th class="num">active</th><th class="num">processed</th><th>load</th><th class="num">heartbeat</th></tr></thead><tbody></tbody></table>
+<table id="workers"><thead><tr><th>worker</th><th>status</th><th>software</th><th class="num">concurrency</th><th class="num">active</th><th class="num">processed</th><th class="num" title="load average over 1, 5 and 15 minutes">load</th><th class="num">heartbeat</th></tr></thead><tbody></tbody></table>
 </section>
 <section id="queues-section"><h2>Queues</h2>
 <table id="queues"><thead><tr><th>queue</th><th class="num">depth</th><th class="num">in/s</th><th class="num">out/s</th><th></th></tr></thead><tbody></tbody></table>
@@ -103,7 +103,7 @@ function renderWorkers() {
     var alive = w.online && now - w.lastHeartbeat < Math.max(w.freq, 1) * 2.5;
     rows.push('<tr data-worker="' + esc(w.hostname) + '"><td>' + esc(w.hostname) + '</td><td class="' + (alive ? "online" : "offline") + '">' + (alive ? "online" : "offline") +
       '</td><td>' + esc((w.sw_ident || "") + " " + (w.sw_ver || "")) + '</td><td class="num">' + (w.concurrency == null ? "–" : esc(w.concurrency)) + '</td><td class="num">' + esc(w.active) + '</td><td class="num">' + esc(w.processed) +
-      '</td><td>' + esc((w.loadavg || []).join(" ")) + '</td><td class="num">' + Math.max(0, now - w.lastHeartbeat).toFixed(0) + ' s</td></tr>');
+      '</td><td class="num" title="' + esc((w.loadavg || []).join(" ")) + '">' + esc((w.loadavg || [])[0]) + '</td><td class="num">' + Math.max(0, now - w.lastHeartbeat).toFixed(0) + ' s</td></tr>');
   });
   $("workers").tBodies[0].innerHTML = rows.join("") || '<tr><td colspan="8" class="muted">no worker events yet (start workers with -E / events: true)</td></tr>';
 }
