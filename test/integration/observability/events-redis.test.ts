@@ -164,6 +164,48 @@ describe('Python Celery reads a Celeriac worker’s events (Redis)', () => {
   }, 60_000);
 });
 
+describe('`celery events --dump` (Celery’s own command) shows a Celeriac worker', () => {
+  it('prints its online, task received/started/succeeded, heartbeat and shutdown lines', async () => {
+    const name = `ts-dump-${process.pid}@test`;
+    const dump = spawn(PYTHON, ['-m', 'celery', '-A', 'peer', '-b', URL, 'events', '--dump'], {
+      cwd: PEER_DIR,
+      env: { ...process.env, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    dump.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    dump.stderr?.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const app = new Celeriac({ broker: URL, results: URL, logger: 'silent' });
+    try {
+      await until(() => out.includes('starting capture'), 'celery events to start', 20_000);
+      await new Promise((r) => setTimeout(r, 500)); // its PSUBSCRIBE follows the banner
+      const add = app.task('tasks.add', (a: number, b: number) => a + b, { queue: 'ts-dump' });
+      const worker = app.worker({ events: true, name, queues: ['ts-dump'] });
+      await worker.start();
+      const r = await add.delay(2, 3);
+      expect(await r.get({ timeout: 10_000 })).toBe(5);
+      await new Promise((res) => setTimeout(res, 2500)); // a heartbeat
+      await worker.stop();
+      await until(() => out.includes(`${name} [`) && /shutdown:/.test(out), 'the shutdown line', 10_000);
+      const mine = out.split('\n').filter((l) => l.startsWith(`${name} [`));
+      expect(mine[0]).toMatch(/started: active=0, clock=1, freq=2, .*sw_ident=celeriac/);
+      expect(mine.find((l) => l.includes('task received:'))).toContain(
+        `tasks.add(${r.id}) args=(2, 3) kwargs={}`,
+      );
+      expect(mine.find((l) => l.includes('task succeeded:'))).toMatch(/result=5, runtime=/);
+      expect(mine.some((l) => l.includes('heartbeat:'))).toBe(true);
+      expect(mine.at(-1)).toMatch(/shutdown: .*processed=1/);
+    } finally {
+      dump.kill('SIGKILL');
+      await app.close();
+    }
+  }, 60_000);
+});
+
 describe('`celeriac events --dump` reads a Python Celery worker’s events (-E)', () => {
   it('prints JSON lines: worker-online, task-received … task-succeeded (from task.multi batches), worker-offline', async () => {
     const cli = startCli(['events', '--dump', '--broker', URL]);
