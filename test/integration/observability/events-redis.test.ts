@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Celeriac } from '../../../src/index.js';
+import { Celeriac, receiveEvents } from '../../../src/index.js';
 import { assertPeerAvailable, PEER_DIR, PeerWorker, PYTHON, peerCall } from '../../helpers/peer.js';
 import { runCli, startCli, until } from '../../integration/cli/helpers.js';
 import { inspector, redisUrl } from '../redis/helpers.js';
@@ -278,6 +278,59 @@ describe('`celeriac status` (Redis)', () => {
       await worker.stop();
     } finally {
       await peer.stop();
+      await app.close();
+    }
+  }, 60_000);
+});
+
+describe('celeriac worker -E --metrics-port (CLI)', () => {
+  it('sends monitoring events and serves /metrics with the counts of what it ran', async () => {
+    const env = { CELERIAC_BROKER_URL: URL, CELERIAC_RESULTS_URL: URL };
+    const app = new Celeriac({ broker: URL, results: URL, logger: 'silent' });
+    const got: Array<Record<string, unknown>> = [];
+    const receiver = await receiveEvents(app, (e) => got.push(e));
+    const node = `ts-cli-${process.pid}@test`;
+    const cli = startCli(
+      [
+        'worker',
+        '--app',
+        'examples/basic/app.ts',
+        '-Q',
+        'ts-cli',
+        '-n',
+        node,
+        '-E',
+        '--metrics-port',
+        '0',
+        '--loglevel',
+        'warn',
+      ],
+      env,
+    );
+    try {
+      await until(() => /metrics on :\d+\/metrics/.test(cli.output().stdout), 'the worker to be ready');
+      const port = Number(/metrics on :(\d+)\/metrics/.exec(cli.output().stdout)?.[1]);
+      const results = await Promise.all(
+        [1, 2, 3].map((i) => app.sendTask('tasks.add', [i, i], {}, { queue: 'ts-cli' })),
+      );
+      for (const r of results) await r.get({ timeout: 10_000 });
+      await until(
+        () => got.filter((e) => e.type === 'task-succeeded' && e.hostname === node).length === 3,
+        'three task-succeeded events',
+      );
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(text).toContain('celeriac_tasks_total{task="tasks.add",state="succeeded"} 3');
+      expect(text).toContain('celeriac_queue_depth{queue="ts-cli"} 0');
+      cli.kill('SIGTERM');
+      expect((await cli.result).code).toBe(0);
+      await until(
+        () => got.some((e) => e.type === 'worker-offline' && e.hostname === node),
+        'worker-offline',
+      );
+      expect(got.find((e) => e.hostname === node)?.type).toBe('worker-online');
+    } finally {
+      if (cli.exitCode === null) cli.kill('SIGKILL');
+      await receiver.close();
       await app.close();
     }
   }, 60_000);
