@@ -25,7 +25,11 @@ app.task(
   },
   { ignoreResult: true },
 );
-const worker = app.worker({ queues: [queue], concurrency: Number(concurrency) });
+const worker = app.worker({
+  queues: [queue],
+  concurrency: Number(concurrency),
+  ...(process.env.CELERIAC_BENCH_PREFETCH ? { prefetch: Number(process.env.CELERIAC_BENCH_PREFETCH) } : {}),
+});
 let done = 0;
 let start = 0;
 const finished = new Promise<void>((resolve) => {

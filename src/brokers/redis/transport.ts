@@ -70,6 +70,20 @@ interface PendingPublish {
  * atomic step, `consumer.ts` for consuming, and `maintenance.ts` for lease refresh, restore of lost
  * messages and the delayed-message mover.
  *
+ * Delivery counts: `celeriac.deliveries` (a hash keyed by kombu delivery tag, which a message keeps
+ * for life) holds how many deliveries a message had before the current one. Nothing is written on
+ * the happy path: a restore of a lost lease and a requeue add 1 (restore.lua, requeue.lua), a defer
+ * does not, an ack or a dead-letter deletes the entry. kombu's own restore does not count but marks
+ * the message `redelivered`, which reads as at least the second delivery. `deliveryCount` is that
+ * number + 1, which the worker compares with `maxDeliveries` to dead-letter poison messages. An entry
+ * can outlive its message only when a Python worker acks a message we had restored (kombu does not
+ * know the hash); it is a few bytes.
+ *
+ * Publisher backlog: while Redis is unreachable, `publish()` keeps messages in memory, at most
+ * `maxBacklog` (default 10,000), and rejects more with a ConnectionError that names the bound; they
+ * go out, in order, as soon as the connection is ready again. Commands of settled deliveries and the
+ * maintenance loops wait in ioredis's offline queue, bounded by the prefetch of the consumers.
+ *
  * @example
  * const transport = createTransport(new URL('redis://127.0.0.1:6379/0'), {});
  * await transport.publish([{ queue: 'celery', message }]);
