@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { ChainableCommander } from 'ioredis';
 import { CeleriacError, ClosedError, ConfigError, ConnectionError, PayloadError } from '../../errors.js';
 import type { HealthReport } from '../../health.js';
 import { toKombuEnvelope, toKombuPriority } from '../../messages/kombu.js';
