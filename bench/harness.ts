@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { ProgressLine } from '../src/cli/progress.js';
+import { ProgressLine, progressBar } from '../src/cli/progress.js';
 import { formatNumber, percentile } from '../src/cli/stats.js';
 import { table } from '../src/cli/table.js';
 
@@ -79,7 +79,7 @@ export function createContext(
       if (current && step !== current) line.done(last);
       current = step;
       const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
-      last = `  ${step}: ${formatNumber(done)}/${formatNumber(total)} (${pct}%)`;
+      last = `  ${step}: ${progressBar(done, total)} ${formatNumber(done)}/${formatNumber(total)} (${pct}%)`;
       if (done >= total) {
         line.done(last);
         current = '';

@@ -43,3 +43,15 @@ export class ProgressLine {
     this.#width = 0;
   }
 }
+
+/**
+ * A text progress bar, `[██████░░░░░░]`, for long operations (bench steps, replays).
+ *
+ * @example
+ * progressBar(3, 12, 12) // '[███░░░░░░░░░]'
+ */
+export function progressBar(done: number, total: number, width = 24): string {
+  const ratio = total > 0 ? Math.min(1, Math.max(0, done / total)) : 1;
+  const full = Math.round(ratio * width);
+  return `[${'█'.repeat(full)}${'░'.repeat(width - full)}]`;
+}
