@@ -31,18 +31,13 @@ export function inspector(db = 0): Redis {
   });
 }
 
-/** Deletes every key under a prefix (SCAN, never KEYS). */
-export async function deletePrefix(client: Redis, prefix: string): Promise<number> {
+/** Deletes every key under a prefix, or matching `pattern` (SCAN, never KEYS). */
+export async function deletePrefix(client: Redis, prefix: string, pattern?: string): Promise<number> {
   let cursor = '0';
   let n = 0;
+  const match = pattern ?? `${prefix.replace(/([*?[\]\\])/g, '\\$1')}*`;
   do {
-    const [next, keys] = await client.scan(
-      cursor,
-      'MATCH',
-      `${prefix.replace(/([*?[\]\\])/g, '\\$1')}*`,
-      'COUNT',
-      1000,
-    );
+    const [next, keys] = await client.scan(cursor, 'MATCH', match, 'COUNT', 1000);
     cursor = next;
     if (keys.length > 0) n += await client.del(...keys);
   } while (cursor !== '0');

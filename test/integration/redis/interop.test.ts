@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Celeriac, type TaskContext, TaskError } from '../../../src/index.js';
-import { REDIS_HOST, REDIS_PORT } from './helpers.js';
+import { deletePrefix, REDIS_HOST, REDIS_PORT } from './helpers.js';
 
 /**
  * Interop with the real Python Celery 5.2.6 peer (../shared/celery-wire/peer.py, Debian's
@@ -141,6 +141,10 @@ afterAll(async () => {
   if (pyWorker?.pid) process.kill(pyWorker.pid, 'SIGTERM');
   await app?.close();
   await client?.close();
+  // This run's queues, bindings and wake lists (results expire on their own, after a day).
+  const admin = new Redis({ host: REDIS_HOST, port: REDIS_PORT, db: DB });
+  await deletePrefix(admin, '', `*${suffix}*`);
+  admin.disconnect();
 });
 
 describe('Python client -> Celeriac worker (Redis)', () => {
