@@ -47,8 +47,12 @@ export class RedisServer {
   /** SIGKILL (no shutdown save) or SIGTERM; resolves when the process is gone. */
   async stop(signal: 'SIGKILL' | 'SIGTERM' = 'SIGTERM'): Promise<void> {
     const child = this.child;
-    if (!child || child.exitCode !== null || child.pid === undefined) return;
-    process.kill(child.pid, signal);
+    if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+    try {
+      process.kill(child.pid, signal);
+    } catch {
+      return; // already gone
+    }
     await this.exited;
   }
 }
@@ -189,6 +193,48 @@ export async function startSentinel(): Promise<{
       await master.server.stop('SIGKILL');
       remove();
       master.remove();
+    },
+  };
+}
+
+/** A master, a replica and one Sentinel (quorum 1, fast failover), for failover tests. */
+export async function startSentinelWithReplica(): Promise<{
+  sentinelPort: number;
+  master: RedisServer;
+  replica: RedisServer;
+  stop: () => Promise<void>;
+}> {
+  const m = await startStandalone('failover-master');
+  const r = await startStandalone('failover-replica', []);
+  await run('redis-cli', ['-p', String(r.server.port), 'REPLICAOF', '127.0.0.1', String(m.server.port)]);
+  const { dir, remove } = tempDir('failover-sentinel');
+  const port = await sparePort();
+  const conf = join(dir, 'sentinel.conf');
+  writeFileSync(
+    conf,
+    [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      `sentinel monitor mymaster 127.0.0.1 ${m.server.port} 1`,
+      'sentinel down-after-milliseconds mymaster 1000',
+      'sentinel failover-timeout mymaster 5000',
+      '',
+    ].join('\n'),
+  );
+  const sentinel = new RedisServer(port, dir, [conf, '--sentinel']);
+  await sentinel.start();
+  return {
+    sentinelPort: port,
+    master: m.server,
+    replica: r.server,
+    stop: async () => {
+      await sentinel.stop('SIGKILL');
+      await m.server.stop('SIGKILL');
+      await r.server.stop('SIGKILL');
+      remove();
+      m.remove();
+      r.remove();
     },
   };
 }
