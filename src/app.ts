@@ -1,5 +1,6 @@
-import { createTransport, redactUrl } from './brokers/registry.js';
+import { createTransport } from './brokers/registry.js';
 import type { OutgoingMessage, Transport } from './brokers/transport.js';
+import { redactUrl } from './brokers/url.js';
 import type { CeleriacConfig, ResolvedConfig } from './config.js';
 import { resolveConfig } from './config.js';
 import { Control } from './control/control.js';
@@ -26,9 +27,10 @@ import type { ResultSink } from './results/sink.js';
 import { Router } from './router/router.js';
 import type { StandardSchemaV1 } from './schema.js';
 import { validate } from './schema.js';
+import { toSendRequest } from './send-request.js';
 import { Signature } from './signature.js';
 import type { ApplyOptions, BoundHandler, TaskOptions } from './task.js';
-import { Task, toSendRequest } from './task.js';
+import { Task } from './task.js';
 import type { WorkerCore, WorkerOptions } from './worker/worker.js';
 import { Worker } from './worker/worker.js';
 

@@ -1,8 +1,8 @@
 import type { AppCore } from './core.js';
 import type { SignatureJson } from './messages/types.js';
 import type { AsyncResult } from './result.js';
+import { toSendRequest } from './send-request.js';
 import type { ApplyOptions } from './task.js';
-import { toSendRequest } from './task.js';
 
 /**
  * A task with (partial) args and options, not yet sent: the unit of workflows and `link`.

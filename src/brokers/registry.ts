@@ -1,5 +1,6 @@
 import { ConfigError } from '../errors.js';
 import type { Transport, TransportOptions } from './transport.js';
+import { parseUrl } from './url.js';
 
 /**
  * Maps a broker URL scheme to its adapter. Adapters are imported lazily so an app that uses only
@@ -46,21 +47,4 @@ export async function createTransport(url: string, options: TransportOptions = {
   return mod.createTransport(parsed, options);
 }
 
-/** Parses a URL, naming the config field in the error (and never echoing credentials). */
-export function parseUrl(url: string, field: string): URL {
-  try {
-    return new URL(url);
-  } catch {
-    throw new ConfigError(field, `not a valid URL: '${redactUrl(url)}'`);
-  }
-}
-
-/**
- * Removes credentials from a URL for logs and errors: `redis://:secret@host` → `redis://:***@host`.
- *
- * @example
- * redactUrl('amqp://guest:guest@localhost:5672//') // 'amqp://guest:***@localhost:5672//'
- */
-export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^/:@]*:)[^@/]*@/, '$1***@').replace(/(\/\/)([^/:@]+)@/, '$1***@');
-}
+export { parseUrl, redactUrl } from './url.js';

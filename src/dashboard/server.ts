@@ -5,7 +5,7 @@ import { Hono } from 'hono';
 import type { SSEStreamingApi } from 'hono/streaming';
 import { streamSSE } from 'hono/streaming';
 import type { Celeriac } from '../app.js';
-import { redactUrl } from '../brokers/registry.js';
+import { redactUrl } from '../brokers/url.js';
 import type { EventReceiver } from '../observability/events/receiver.js';
 import type { TaskView, WorkerView } from '../observability/events/state.js';
 import { ClusterState } from '../observability/events/state.js';

@@ -1,4 +1,4 @@
-import { parseUrl } from '../brokers/registry.js';
+import { parseUrl } from '../brokers/url.js';
 import { ConfigError } from '../errors.js';
 import type { ResultSink } from './sink.js';
 

@@ -1,5 +1,5 @@
-import { redactUrl } from '../registry.js';
 import type { Transport, TransportOptions } from '../transport.js';
+import { redactUrl } from '../url.js';
 import { RedisTransport } from './transport.js';
 import { parseRedisUrl } from './url.js';
 

@@ -1,5 +1,5 @@
 import { parseRedisUrl } from '../../brokers/redis/url.js';
-import { redactUrl } from '../../brokers/registry.js';
+import { redactUrl } from '../../brokers/url.js';
 import type { ResultSink } from '../sink.js';
 import { RedisResultSink } from './sink.js';
 
