@@ -1,4 +1,4 @@
-import { redactUrl } from '../registry.js';
+import { redactUrl } from '../url.js';
 import type { Transport, TransportOptions } from '../transport.js';
 import { resolveAmqpSettings } from './settings.js';
 import { AmqpTransport } from './transport.js';
