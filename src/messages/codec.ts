@@ -418,7 +418,11 @@ function acceptedEncoding(encoding: string): boolean {
  */
 export function decodeTask(wire: WireMessage): TaskMessage {
   if (wire.contentType !== CONTENT_TYPE) {
-    fail(`content type '${wire.contentType}' is not accepted (only ${CONTENT_TYPE})`);
+    fail(
+      wire.contentType
+        ? `content type '${wire.contentType}' is not accepted (only ${CONTENT_TYPE})`
+        : `missing content type (expected ${CONTENT_TYPE})`,
+    );
   }
   if (!acceptedEncoding(wire.contentEncoding ?? '')) {
     fail(`content encoding '${wire.contentEncoding}' is not supported (only utf-8)`);

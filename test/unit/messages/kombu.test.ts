@@ -191,3 +191,20 @@ describe('fromKombuEnvelope refuses what it cannot read', () => {
     expect(fromKombuEnvelope(dumps(plain?.envelope_lpushed)).wire.body).toBe('[[2, 3], {}, {}]');
   });
 });
+
+describe('large bodies', () => {
+  it('decodes a valid multi-megabyte base64 body (no regex stack overflow)', () => {
+    const big = 'x'.repeat(4 * 1024 * 1024);
+    const body = JSON.stringify([[big], {}, { callbacks: null, errbacks: null, chain: null, chord: null }]);
+    const raw = JSON.stringify({
+      body: Buffer.from(body).toString('base64'),
+      'content-encoding': 'utf-8',
+      'content-type': 'application/json',
+      headers: { task: 't', id: 'big' },
+      properties: { body_encoding: 'base64', delivery_tag: 'tag-big' },
+    });
+    const { wire } = fromKombuEnvelope(raw);
+    expect(wire.body.length).toBe(body.length);
+    expect(() => fromKombuEnvelope(raw.replace('"body":"', '"body":"!!!!'))).toThrow(/base64/);
+  });
+});
