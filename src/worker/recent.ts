@@ -1,6 +1,7 @@
 /**
- * A bounded window of recently succeeded (task name, task id) pairs: a redelivered duplicate of a
- * task that already succeeded is acked without running again. Oldest entries leave first.
+ * A bounded window of recently succeeded tasks: a redelivered duplicate of a task that already
+ * succeeded is acked without running again. Oldest entries leave first. Keyed by task id alone (ids
+ * are uuids, unique across task names).
  */
 export class RecentSet {
   readonly #max: number;
@@ -10,16 +11,16 @@ export class RecentSet {
     this.#max = Math.max(0, Math.floor(max));
   }
 
-  add(name: string, id: string): void {
+  add(id: string): void {
     if (this.#max === 0) return;
-    const key = `${name}\0${id}`;
+    const key = id;
     this.#keys.delete(key);
     this.#keys.add(key);
     if (this.#keys.size > this.#max) this.#keys.delete(this.#keys.values().next().value as string);
   }
 
-  has(name: string, id: string): boolean {
-    return this.#keys.has(`${name}\0${id}`);
+  has(id: string): boolean {
+    return this.#keys.has(id);
   }
 
   get size(): number {

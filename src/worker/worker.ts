@@ -544,7 +544,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       void this.#revoke(job, 'revoked');
       return;
     }
-    if (this.#recent.has(job.name, job.id) && job.retries === 0) {
+    if (this.#recent.has(job.id) && job.retries === 0) {
       this.#dropDuplicate(job);
       return;
     }
@@ -707,14 +707,13 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     switch (outcome.kind) {
       case 'success': {
         const next = followUps(job, outcome.value, queueOf);
-        await this.#store(
-          job,
+        await this.#store(job, () =>
           successMeta(job.id, outcome.value, this.#extended(job, { children: next.children })),
         );
         if (next.requests.length)
           await this.#core.publisher.publishMany(next.requests.map((request) => ({ request })));
         await ack();
-        this.#recent.add(job.name, job.id);
+        this.#recent.add(job.id);
         this.stats.succeeded++;
         log.debug({ runtimeMs }, 'task succeeded');
         this.emit('task-succeeded', {
@@ -787,7 +786,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   /** A redelivered message whose task already succeeded (its ack was lost): ack it without running. */
   async #succeededBefore(job: Job): Promise<boolean> {
-    if (this.#recent.has(job.name, job.id)) return true;
+    if (this.#recent.has(job.id)) return true;
     if (!this.#sink || job.message.headers.ignore_result || job.task.options.ignoreResult) return false;
     const meta = await this.#sink.get(job.id);
     return meta?.status === 'SUCCESS' && (meta.retries === undefined || meta.retries === job.retries);
@@ -859,9 +858,12 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
   }
 
-  async #store(job: Job, meta: ResultMeta): Promise<void> {
+  /** Stores a result state, unless the task's results are ignored (then the meta is not even built). */
+  async #store(job: Job, meta: ResultMeta | (() => ResultMeta)): Promise<void> {
     if (!this.#sink || job.message.headers.ignore_result || job.task.options.ignoreResult) return;
-    await this.#sink.store(meta, { expiresMs: this.#core.config.resultExpiresMs });
+    await this.#sink.store(typeof meta === 'function' ? meta() : meta, {
+      expiresMs: this.#core.config.resultExpiresMs,
+    });
   }
 
   #info(job: Job, started: number | null, acknowledged: boolean): TaskInfo {
