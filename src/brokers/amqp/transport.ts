@@ -14,6 +14,7 @@ import type {
   TransportOptions,
 } from '../transport.js';
 import { AmqpConsumer, type ConsumerHost } from './consumer.js';
+import { AmqpFanout } from './fanout.js';
 import {
   cleanHeaders,
   H_DEAD_AT,
@@ -29,6 +30,7 @@ import {
 } from './frames.js';
 import { ConfirmPublisher, type Publication } from './publisher.js';
 import { registerSource, rememberReplyTo, unregisterSource } from './replies.js';
+import { AmqpRevocations } from './revocations.js';
 import type { AmqpSettings } from './settings.js';
 import { AmqpDeadLetters, AmqpSubscriptions } from './stores.js';
 import { ackQuietly, bucketFor, DELAY_PREFIX, deadQueue, nackQuietly, Topology } from './topology.js';
@@ -79,6 +81,10 @@ export class AmqpTransport implements Transport, ConsumerHost {
   readonly defaultPriority = 0;
   readonly deadLetters: DeadLetterStore;
   readonly subscriptions: SubscriptionRegistry;
+  /** Celery's pidbox and celeryev exchanges (`fanout.ts`). */
+  readonly fanout: AmqpFanout;
+  /** Revoked ids in the queue `celeriac.revoked` (`revocations.ts`). */
+  readonly revocations: AmqpRevocations;
   readonly topology: Topology;
   readonly log: Log;
   closed = false;
@@ -102,6 +108,8 @@ export class AmqpTransport implements Transport, ConsumerHost {
     this.topology = new Topology(settings, () => this.conn());
     this.deadLetters = new AmqpDeadLetters(this);
     this.subscriptions = new AmqpSubscriptions(this);
+    this.fanout = new AmqpFanout(this);
+    this.revocations = new AmqpRevocations(this);
   }
 
   /** The connection (created on first use; rabbitmq-client connects and reconnects by itself). */
@@ -522,6 +530,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     for (const c of this.consumers) await c.close();
     this.consumers.clear();
     this.held.clear();
+    await this.fanout.close();
     await this.publisher?.close();
     await this.topology.close();
     const conn = this.connection;
