@@ -52,7 +52,8 @@ export class Celeriac {
   readonly #monitors: MonitoringEvents[] = [];
   readonly #router: Router;
   readonly #publisher: Publisher;
-  #transport: Promise<Transport> | null = null;
+  /** Connected (or connecting) transports by broker name; `default` is `broker`. */
+  readonly #transports = new Map<string, Promise<Transport>>();
   #sink: Promise<ResultSink | null> | null = null;
   #closed = false;
   #control: Control | null = null;
@@ -66,7 +67,7 @@ export class Celeriac {
     });
     this.log = resolveLogger(config.logger, env.logLevel);
     this.#router = new Router(this.config);
-    this.#publisher = new Publisher(() => this.#getTransport(), this.#router, {
+    this.#publisher = new Publisher((broker) => this.#getTransport(broker), this.#router, {
       origin: originName(),
       replyTo: threadOid(),
     });
@@ -77,7 +78,8 @@ export class Celeriac {
       publisher: this.#publisher,
       send: (request) => this.#send(request),
       sink: () => this.#getSink(),
-      transport: () => this.#getTransport(),
+      transport: (broker) => this.#getTransport(broker),
+      brokerOfQueue: (queue) => this.#router.brokerOfQueue(queue),
       validateArgs: (task, args, where) => this.#validateArgs(task, args, where),
       applyEager: (task, args, kwargs) => applyEager(this.#core, task, args, kwargs),
       subscriptions: () => this.#subscriptions(),
@@ -122,6 +124,7 @@ export class Celeriac {
       handler as (...args: unknown[]) => unknown,
       options,
     );
+    this.#router.registerTask(name, options);
     this.#tasks.set(name, task as unknown as Task<never[], unknown>);
     return task;
   }
@@ -226,9 +229,9 @@ export class Celeriac {
     return this.#control;
   }
 
-  /** The broker transport (connected). For tools such as the CLI's `dead` and `purge`. */
-  async transport(): Promise<Transport> {
-    return this.#getTransport();
+  /** A broker's transport (connected), `default` unless named. For tools such as the CLI's `dead` and `purge`. */
+  async transport(broker = 'default'): Promise<Transport> {
+    return this.#getTransport(broker);
   }
 
   /** The result sink (connected), or null. */
@@ -239,12 +242,17 @@ export class Celeriac {
   /** healthy / degraded / unhealthy, aggregated from the broker, the result sink and the workers. */
   async health(): Promise<HealthReport> {
     const components: Record<string, HealthReport> = {};
-    components.broker = this.#transport
-      ? ((await this.#transport.catch(() => null))?.health() ?? {
-          status: 'unhealthy',
-          reason: 'could not connect',
-        })
-      : { status: 'healthy', reason: 'not connected yet' };
+    for (const name of Object.keys(this.config.brokers)) {
+      const pending = this.#transports.get(name);
+      const report: HealthReport = pending
+        ? ((await pending.catch(() => null))?.health() ?? {
+            status: 'unhealthy',
+            reason: 'could not connect',
+          })
+        : { status: 'healthy', reason: 'not connected yet' };
+      if (pending || name === 'default')
+        components[name === 'default' ? 'broker' : `broker:${name}`] = report;
+    }
     if (this.config.results)
       components.results = this.#sink
         ? ((await this.#sink.catch(() => null))?.health() ?? {
@@ -265,9 +273,9 @@ export class Celeriac {
     await Promise.all([...this.#workers].map((w) => w.stop()));
     // The last monitoring events (worker-offline) go out before the connections close.
     await Promise.all(this.#monitors.map((m) => m.close()));
-    const transport = this.#transport ? await this.#transport.catch(() => null) : null;
+    const transports = await Promise.all([...this.#transports.values()].map((t) => t.catch(() => null)));
     const sink = this.#sink ? await this.#sink.catch(() => null) : null;
-    await Promise.all([transport?.close(), sink?.close()]);
+    await Promise.all([...transports.map((t) => t?.close()), sink?.close()]);
   }
 
   // ---- internals ----
@@ -276,13 +284,23 @@ export class Celeriac {
     if (this.#closed) throw new ClosedError('this Celeriac app');
   }
 
-  #getTransport(): Promise<Transport> {
+  #getTransport(broker = 'default'): Promise<Transport> {
     this.#assertOpen();
-    if (!this.#transport) {
-      const url = this.config.broker;
-      this.#transport = (async () => {
+    let pending = this.#transports.get(broker);
+    if (!pending) {
+      const url = this.config.brokers[broker];
+      if (url === undefined) {
+        return Promise.reject(
+          new ConfigError(
+            'broker',
+            `unknown broker '${broker}' (expected one of ${Object.keys(this.config.brokers).join(', ')})`,
+          ),
+        );
+      }
+      pending = (async () => {
         const transport = await createTransport(url, {
-          options: this.config.brokerOptions,
+          // brokerOptions belong to `broker`; named brokers take their options in their URL.
+          options: broker === 'default' ? this.config.brokerOptions : {},
           log: (level, msg, fields) => this.log[level]({ broker: redactUrl(url), ...fields }, msg),
         });
         try {
@@ -294,11 +312,12 @@ export class Celeriac {
         }
         return transport;
       })();
-      this.#transport.catch(() => {
-        this.#transport = null; // the next call tries again
+      this.#transports.set(broker, pending);
+      pending.catch(() => {
+        this.#transports.delete(broker); // the next call tries again
       });
     }
-    return this.#transport;
+    return pending;
   }
 
   #getSink(): Promise<ResultSink | null> {
@@ -326,7 +345,7 @@ export class Celeriac {
   async #send(request: SendRequest): Promise<AsyncResult<unknown>> {
     this.#assertOpen();
     const task = this.#tasks.get(request.name);
-    const sent = await this.#publisher.publish(request, task?.options.queue);
+    const sent = await this.#publisher.publish(request, task?.options.queue, task?.options.broker);
     return new AsyncResult(this.#core, sent.id);
   }
 
@@ -351,14 +370,24 @@ export class Celeriac {
     known: readonly EventSubscriber[],
   ): Promise<PublishedEvent> {
     this.#assertOpen();
-    const transport = await this.#getTransport();
     const eventId = uuid4();
-    const subscribers = new Map<string, string>();
-    for (const s of known)
-      subscribers.set(s.task, this.#router.queueFor(s.task, s.queue, this.#tasks.get(s.task)?.options.queue));
-    for (const s of await transport.subscriptions.list(name))
-      if (!subscribers.has(s.task)) subscribers.set(s.task, s.queue);
-    const items = [...subscribers].map(([task, queue]) => ({
+    // Subscribers this app knows, then those registered in each broker by other services.
+    const subscribers = new Map<string, { queue: string; broker: string | undefined }>();
+    for (const s of known) {
+      const options = this.#tasks.get(s.task)?.options;
+      subscribers.set(s.task, {
+        queue: this.#router.queueFor(s.task, s.queue, options?.queue),
+        broker: options?.broker,
+      });
+    }
+    for (const broker of Object.keys(this.config.brokers)) {
+      const transport = await this.#getTransport(broker);
+      for (const s of await transport.subscriptions.list(name)) {
+        if (!subscribers.has(s.task)) subscribers.set(s.task, { queue: s.queue, broker });
+      }
+    }
+    const items = [...subscribers].map(([task, { queue, broker }]) => ({
+      taskBroker: broker,
       request: {
         name: task,
         args: [],
@@ -382,6 +411,7 @@ export class Celeriac {
     return { id: eventId, results };
   }
 
+  /** This app's event subscriptions, each with the queue its copies go to. */
   #subscriptions(): Array<{ event: string; task: string; queue: string }> {
     const out: Array<{ event: string; task: string; queue: string }> = [];
     for (const event of this.#events.values()) {

@@ -15,7 +15,15 @@ export interface CeleriacConfig {
   /** Queue for tasks that name none (Celery's `task_default_queue`). Default `celery`. */
   defaultQueue?: string;
   /** Routes by task name: exact names or glob patterns (`emails.*`) to a queue. First match wins. */
-  routes?: Record<string, { queue: string }>;
+  routes?: Record<string, { queue: string; broker?: string }>;
+  /**
+   * More brokers by name, beside `broker` (named `default`): the CEP's Router sends some tasks to
+   * one broker and others to another. Routes and the task option `broker` name them.
+   *
+   * @example
+   * { broker: 'redis://localhost', brokers: { rabbit: 'amqp://guest:guest@localhost//' }, routes: { 'billing.*': { queue: 'billing', broker: 'rabbit' } } }
+   */
+  brokers?: Record<string, string>;
   /** How long results are kept (Celery's `result_expires`). Default one day. */
   resultExpires?: Duration;
   /** Store STARTED when a task starts (Celery's `task_track_started`). Default false. */
@@ -37,7 +45,9 @@ export interface ResolvedConfig {
   broker: string;
   results: string | undefined;
   defaultQueue: string;
-  routes: Array<{ pattern: RegExp; source: string; queue: string }>;
+  routes: Array<{ pattern: RegExp; source: string; queue: string; broker: string | undefined }>;
+  /** Every broker by name; `default` is `broker`. */
+  brokers: Record<string, string>;
   resultExpiresMs: number;
   trackStarted: boolean;
   maxDeliveries: number;
@@ -71,9 +81,10 @@ const routes: Check = (v) => {
     if (
       !isPlainObject(route) ||
       nonEmptyString(route.queue) !== null ||
-      Object.keys(route).some((k) => k !== 'queue')
+      (route.broker !== undefined && nonEmptyString(route.broker) !== null) ||
+      Object.keys(route).some((k) => k !== 'queue' && k !== 'broker')
     ) {
-      return `route '${pattern}': expected { queue: string }`;
+      return `route '${pattern}': expected { queue: string, broker?: string }`;
     }
   }
   return null;
@@ -83,6 +94,14 @@ const FIELDS: Record<keyof CeleriacConfig, Check> = {
   results: optional(nonEmptyString),
   defaultQueue: optional(nonEmptyString),
   routes: optional(routes),
+  brokers: optional((v) => {
+    if (!isPlainObject(v)) return `expected an object of broker URLs by name, got ${describe(v)}`;
+    for (const [name, url] of Object.entries(v)) {
+      if (name === 'default') return "'default' is the name of `broker`: choose another name";
+      if (nonEmptyString(url) !== null) return `broker '${name}': expected a URL string`;
+    }
+    return null;
+  }),
   resultExpires: optional(duration),
   trackStarted: optional(boolean),
   maxDeliveries: optional(positiveInt),
@@ -122,14 +141,26 @@ export function resolveConfig(
     if (problem) throw new ConfigError(key, problem);
   }
   const c = config;
+  const broker = c.broker ?? env.brokerUrl ?? 'memory://';
+  const brokers: Record<string, string> = { default: broker, ...c.brokers };
+  for (const [pattern, route] of Object.entries(c.routes ?? {})) {
+    if (route.broker !== undefined && !(route.broker in brokers)) {
+      throw new ConfigError(
+        'routes',
+        `route '${pattern}' names broker '${route.broker}', which is not in brokers (${Object.keys(brokers).join(', ')})`,
+      );
+    }
+  }
   return {
-    broker: c.broker ?? env.brokerUrl ?? 'memory://',
+    broker,
+    brokers,
     results: c.results ?? env.resultsUrl,
     defaultQueue: c.defaultQueue ?? 'celery',
     routes: Object.entries(c.routes ?? {}).map(([source, route]) => ({
       source,
       pattern: globToRegExp(source),
       queue: route.queue,
+      broker: route.broker,
     })),
     resultExpiresMs: toMs(c.resultExpires ?? 86_400_000, 'resultExpires'),
     trackStarted: c.trackStarted ?? false,

@@ -1,9 +1,7 @@
 import type { TaskContext } from './context.js';
 import type { AppCore } from './core.js';
 import type { Duration } from './duration.js';
-import { toEpochMs, toMs } from './duration.js';
 import type { EagerResult } from './eager.js';
-import { ConfigError } from './errors.js';
 import type { AsyncResult } from './result.js';
 import type { StandardSchemaV1 } from './schema.js';
 import { toSendRequest } from './send-request.js';
@@ -32,6 +30,8 @@ export type ErrorClass = abstract new (...args: any[]) => Error;
 export interface TaskOptions {
   /** Queue the task is sent to unless a call names another. Default: routes, then `defaultQueue`. */
   queue?: string;
+  /** Broker (by name in config `brokers`) the task is sent to; default: its route's, else `default`. */
+  broker?: string;
   /** Default priority, 0–9, 9 the most urgent. */
   priority?: number;
   /** Retry policy used by `ctx.retry()` and `autoretryFor`. */

@@ -3,12 +3,20 @@ import type { SendRequest } from '../core.js';
 import { buildTaskMessage, encodeTask } from '../messages/codec.js';
 import { uuid4 } from '../messages/ids.js';
 import { publishHeaders, withPublishSpan } from '../observability/tracing.js';
-import type { Router } from '../router/router.js';
+import type { Route, Router } from '../router/router.js';
 
-/** Where a message went: the task id and queue. */
+/** Where a message went: the task id, queue and broker (by name). */
 export interface Sent {
   id: string;
   queue: string;
+  broker: string;
+}
+
+/** One message to publish, with the task's own queue and broker options for routing. */
+export interface PublishItem {
+  request: SendRequest;
+  taskQueue?: string | undefined;
+  taskBroker?: string | undefined;
 }
 
 /**
@@ -16,7 +24,7 @@ export interface Sent {
  * pipelines and confirms are the transport's job; the publisher builds, routes and validates.
  */
 export class Publisher {
-  readonly #transport: () => Promise<Transport>;
+  readonly #transport: (broker: string) => Promise<Transport>;
   readonly #router: Router;
   readonly #origin: string;
   readonly #replyTo: string;
@@ -24,7 +32,7 @@ export class Publisher {
   readonly #headerHooks = new Set<() => Record<string, unknown>>();
 
   constructor(
-    transport: () => Promise<Transport>,
+    transport: (broker: string) => Promise<Transport>,
     router: Router,
     identity: { origin: string; replyTo: string },
   ) {
@@ -35,30 +43,39 @@ export class Publisher {
   }
 
   /** Publishes one task message. */
-  async publish(request: SendRequest, taskQueue?: string): Promise<Sent> {
-    const [sent] = await this.publishMany([{ request, taskQueue }]);
+  async publish(request: SendRequest, taskQueue?: string, taskBroker?: string): Promise<Sent> {
+    const [sent] = await this.publishMany([{ request, taskQueue, taskBroker }]);
     return sent as Sent;
   }
 
-  /** Publishes several messages at once: all or none (one atomic batch on the broker). */
-  async publishMany(
-    items: ReadonlyArray<{ request: SendRequest; taskQueue?: string | undefined }>,
-  ): Promise<Sent[]> {
+  /**
+   * Publishes several messages at once: all or none on each broker (one atomic batch there). When
+   * the messages go to several brokers, each broker's batch is atomic on its own.
+   */
+  async publishMany(items: readonly PublishItem[]): Promise<Sent[]> {
     // A `publish <task>` span when OpenTelemetry is on; its traceparent goes into the headers (build()).
     return withPublishSpan(
       items.map((i) => i.request.name),
       items[0]?.request.headers,
       async () => {
-        const transport = await this.#transport();
-        const out: OutgoingMessage[] = [];
+        const routes = items.map((i) =>
+          this.#router.route(i.request.name, i.request.queue, i.taskQueue, i.taskBroker),
+        );
+        const brokers = [...new Set(routes.map((r) => r.broker))];
+        const transports = new Map(
+          await Promise.all(brokers.map(async (b) => [b, await this.#transport(b)] as const)),
+        );
+        const batches = new Map<string, OutgoingMessage[]>(brokers.map((b) => [b, []]));
         const sent: Sent[] = [];
-        for (const { request, taskQueue } of items) {
-          const built = this.build(request, taskQueue, transport.defaultPriority ?? 0);
-          out.push(built);
-          sent.push({ id: built.message.headers.id as string, queue: built.queue });
+        for (const [i, { request }] of items.entries()) {
+          const route = routes[i] as Route;
+          const transport = transports.get(route.broker) as Transport;
+          const built = this.build(request, route.queue, transport.defaultPriority ?? 0);
+          batches.get(route.broker)?.push(built);
+          sent.push({ id: built.message.headers.id as string, queue: built.queue, broker: route.broker });
         }
-        await transport.publish(out);
-        for (const listener of this.#published) listener(out);
+        await Promise.all([...batches].map(([b, out]) => (transports.get(b) as Transport).publish(out)));
+        for (const out of batches.values()) for (const listener of this.#published) listener(out);
         return sent;
       },
     );
@@ -86,10 +103,9 @@ export class Publisher {
     };
   }
 
-  /** Builds the wire message for a request (throws PayloadError for what JSON cannot carry). */
-  build(request: SendRequest, taskQueue?: string, defaultPriority = 0): OutgoingMessage {
+  /** Builds the wire message for a request to `queue` (throws PayloadError for what JSON cannot carry). */
+  build(request: SendRequest, queue: string, defaultPriority = 0): OutgoingMessage {
     const id = request.taskId ?? uuid4();
-    const queue = this.#router.queueFor(request.name, request.queue, taskQueue);
     const message = buildTaskMessage({
       id,
       task: request.name,

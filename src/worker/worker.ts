@@ -59,7 +59,10 @@ export interface WorkerOptions {
 
 /** @internal what the app gives a worker. */
 export interface WorkerCore extends AppCore {
-  transport(): Promise<Transport>;
+  /** A broker's transport, connected (`default` unless named). */
+  transport(broker?: string): Promise<Transport>;
+  /** The broker (by name) a queue lives on. */
+  brokerOfQueue(queue: string): string;
   readonly publisher: Publisher;
   /** Event subscriptions of this app: which task (on which queue) subscribes to which event. */
   subscriptions(): Array<{ event: string; task: string; queue: string }>;
@@ -115,7 +118,10 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #queues: string[];
   #transport: Transport | null = null;
   #sink: ResultSink | null = null;
-  #consumer: Consumer | null = null;
+  /** One consumer per broker this worker's queues live on. */
+  #consumers: Consumer[] = [];
+  /** The transport each delivery came from (a worker may consume queues on several brokers). */
+  readonly #owner = new WeakMap<Delivery, Transport>();
   #mailbox: Mailbox | null = null;
   #revocationTimer: NodeJS.Timeout | undefined;
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
@@ -196,7 +202,12 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       throw new ConfigError('worker', `start() called on a worker that is ${this.#state}`);
     this.#state = 'starting';
     try {
-      this.#transport = await this.#core.transport();
+      // The primary transport (remote control, revocations) is the default broker's when this worker
+      // consumes any queue there, else the broker of its first queue.
+      const brokers = this.#brokersOfQueues(this.#queues);
+      this.#transport = await this.#core.transport(
+        brokers.has('default') ? 'default' : [...brokers.keys()][0],
+      );
       this.#sink = await this.#core.sink();
       for (const kind of this.#poolKinds()) {
         const pool = await createPool(kind, {
@@ -222,12 +233,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       // Subscriptions of this app's events whose tasks this worker serves are registered in the
       // broker, so publishers that do not know them (other services) reach them too.
       for (const sub of this.#core.subscriptions()) {
-        if (this.#queues.includes(sub.queue))
-          await this.#transport.subscriptions.add(sub.event, { task: sub.task, queue: sub.queue });
+        if (!this.#queues.includes(sub.queue)) continue;
+        const transport = await this.#core.transport(this.#core.brokerOfQueue(sub.queue));
+        await transport.subscriptions.add(sub.event, { task: sub.task, queue: sub.queue });
       }
-      this.#consumer = await this.#transport.consume(this.#queues, (d) => this.#onDelivery(d), {
-        prefetch: this.#credit(),
-      });
+      this.#consumers = await this.#consume(this.#queues);
     } catch (err) {
       this.#state = 'stopped';
       await Promise.all([...this.#pools.values()].map((p) => p.stop({ force: true })));
@@ -266,9 +276,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     clearInterval(this.#revocationTimer);
     await this.#mailbox?.stop();
     const timeoutMs = toMs(options.timeout ?? this.#shutdownMs, 'timeout');
-    await this.#consumer
-      ?.cancel()
-      .catch((err: unknown) => this.#log.warn({ err }, 'could not cancel the consumer cleanly'));
+    await Promise.all(
+      this.#consumers.map((c) =>
+        c.cancel().catch((err: unknown) => this.#log.warn({ err }, 'could not cancel the consumer cleanly')),
+      ),
+    );
     const unstarted = [...POOL_KINDS.flatMap((k) => this.#reserved[k].splice(0)), ...this.#waiting.keys()];
     for (const timer of this.#waiting.values()) clearTimeout(timer);
     this.#waiting.clear();
@@ -446,7 +458,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     const size = Math.max(1, Math.floor(concurrency));
     this.#sizes[this.defaultPool] = size;
     this.#pools.get(this.defaultPool)?.resize(size);
-    this.#consumer?.setPrefetch(this.#credit());
+    for (const c of this.#consumers) c.setPrefetch(this.#credit());
     this.#pumpAll();
   }
 
@@ -469,13 +481,35 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       this.#queues = queues;
       return;
     }
-    const next = await this.#transport.consume(queues, (d) => this.#onDelivery(d), {
-      prefetch: this.#credit(),
-    });
-    const previous = this.#consumer;
-    this.#consumer = next;
+    const next = await this.#consume(queues);
+    const previous = this.#consumers;
+    this.#consumers = next;
     this.#queues = queues;
-    await previous?.cancel();
+    await Promise.all(previous.map((c) => c.cancel()));
+  }
+
+  /** Queues grouped by the broker they live on. */
+  #brokersOfQueues(queues: readonly string[]): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const q of queues) {
+      const broker = this.#core.brokerOfQueue(q);
+      out.set(broker, [...(out.get(broker) ?? []), q]);
+    }
+    return out;
+  }
+
+  /** One consumer per broker; each delivery remembers the transport it came from, for settling. */
+  async #consume(queues: readonly string[]): Promise<Consumer[]> {
+    const consumers: Consumer[] = [];
+    for (const [broker, qs] of this.#brokersOfQueues(queues)) {
+      const transport = await this.#core.transport(broker);
+      const onDelivery = (d: Delivery) => {
+        this.#owner.set(d, transport);
+        this.#onDelivery(d);
+      };
+      consumers.push(await transport.consume(qs, onDelivery, { prefetch: this.#credit() }));
+    }
+    return consumers;
   }
 
   /**
@@ -557,7 +591,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       const wait = job.eta - now;
       if (wait > this.#etaHorizonMs) {
         // Parked in the broker, atomically with settling this delivery: no eta lives in worker memory.
-        this.#track(this.#transport!.defer(delivery, job.eta), 'defer', job.id);
+        this.#track(this.#transportOf(delivery).defer(delivery, job.eta), 'defer', job.id);
         return;
       }
       this.#waiting.set(
@@ -887,8 +921,12 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     };
   }
 
+  #transportOf(delivery: Delivery): Transport {
+    return this.#owner.get(delivery) ?? (this.#transport as Transport);
+  }
+
   async #settle(delivery: Delivery, how: 'ack' | 'requeue' | 'dead', reason = ''): Promise<void> {
-    const t = this.#transport!;
+    const t = this.#transportOf(delivery);
     this.#settling++;
     try {
       if (how === 'ack') await t.ack(delivery);
