@@ -22,10 +22,10 @@ import { AMQP_HOST, AMQP_PORT, amqpUrl, closeNamedConnection, freshVhost, rabbit
 /**
  * Remote control, fan-out and revocations over RabbitMQ: the shared control suite (one vhost per
  * test, created up front), Celery's declarations and message properties, recovery after a lost
- * connection, the CLI, and Python Celery 5.2.6 both ways. Results go to Redis db 9 (task ids are
+ * connection, the CLI, and Python Celery 5.2.6 both ways. Results go to Redis db 6 (never flushed: task ids are
  * unique). Fails, never skips, when RabbitMQ, rabbitmqctl, Redis or the Python peer is missing.
  */
-const RESULTS = redisUrl({ db: 9 });
+const RESULTS = redisUrl({ db: 6 });
 const SUITE_VHOSTS = 16;
 const vhosts: Array<{ vhost: string; drop: () => Promise<void> }> = [];
 let nextSuiteVhost = 0;
