@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Celeriac } from '../../../src/index.js';
+import { amqpUrl, freshVhost } from '../amqp/helpers.js';
 import { isolatedRedisUrl, REDIS_HOST, REDIS_PORT, redisAnswers, startCli, until } from '../cli/helpers.js';
 
 /**
@@ -11,15 +12,17 @@ import { isolatedRedisUrl, REDIS_HOST, REDIS_PORT, redisAnswers, startCli, until
  * second worker. Every task ends with a result, and no task that finished before the deadline runs
  * twice (the tasks log every start and finish to a file).
  */
-const { url, prefix } = isolatedRedisUrl('shutdown');
-const env = { CELERIAC_BROKER_URL: url, CELERIAC_RESULTS_URL: url };
+const { url: redisUrl, prefix } = isolatedRedisUrl('shutdown');
+let vhost: { vhost: string; drop: () => Promise<void> } | undefined;
 const APP = 'test/integration/controller/fixtures/shutdown-app.ts';
 
 beforeAll(async () => {
   if (!(await redisAnswers())) throw new Error(`Redis is not answering on ${REDIS_HOST}:${REDIS_PORT}`);
+  vhost = await freshVhost('shutdown');
 });
 
 afterAll(async () => {
+  await vhost?.drop();
   const redis = new Redis({ host: REDIS_HOST, port: REDIS_PORT, lazyConnect: true });
   await redis.connect();
   let cursor = '0';
@@ -48,14 +51,26 @@ function runs(file: string): Array<{ kind: 'start' | 'done'; id: string; pid: nu
     });
 }
 
-describe('celeriac worker: graceful shutdown', () => {
+/** Results on Redis in both runs; the broker is Redis, then RabbitMQ (a vhost of this file). */
+const brokers: Array<[string, () => string]> = [
+  ['Redis', () => redisUrl],
+  ['RabbitMQ', () => amqpUrl((vhost as { vhost: string }).vhost)],
+];
+
+describe.each(brokers)('celeriac worker: graceful shutdown on %s', (_name, brokerUrl) => {
+  const url = {
+    get broker() {
+      return brokerUrl();
+    },
+  };
+  const envOf = () => ({ CELERIAC_BROKER_URL: url.broker, CELERIAC_RESULTS_URL: redisUrl });
   it('SIGTERM mid-run: in-flight tasks finish or come back, reserved ones are requeued, nothing is lost or run twice', async () => {
     const queue = 'shutdown';
     const log = join(mkdtempSync(join(tmpdir(), 'celeriac-shutdown-')), 'runs.log');
-    const client = new Celeriac({ broker: url, results: url, logger: 'silent' });
+    const client = new Celeriac({ broker: url.broker, results: redisUrl, logger: 'silent' });
     const args = ['worker', '--app', APP, '--queues', queue, '--concurrency', '4', '--loglevel', 'warn'];
     const first = startCli([...args, '--name', 'first@here', '--shutdown-timeout', '1.5'], {
-      ...env,
+      ...envOf(),
       SHUTDOWN_LOG: log,
     });
     let second: ReturnType<typeof startCli> | null = null;
@@ -87,7 +102,7 @@ describe('celeriac worker: graceful shutdown', () => {
       expect(finishedByFirst.size).toBeGreaterThanOrEqual(4);
       expect(finishedByFirst.size).toBeLessThan(ids.length);
 
-      second = startCli([...args, '--name', 'second@here'], { ...env, SHUTDOWN_LOG: log });
+      second = startCli([...args, '--name', 'second@here'], { ...envOf(), SHUTDOWN_LOG: log });
       await until(() => second?.output().stdout.includes('ready') ?? false, 'the second worker to be ready');
       // No task lost: every id gets its result.
       const values = await Promise.all(
@@ -116,9 +131,9 @@ describe('celeriac worker: graceful shutdown', () => {
   it('a second SIGTERM is a cold stop: the running task is given back at once and runs again elsewhere', async () => {
     const queue = 'shutdown-cold';
     const log = join(mkdtempSync(join(tmpdir(), 'celeriac-shutdown-')), 'runs.log');
-    const client = new Celeriac({ broker: url, results: url, logger: 'silent' });
+    const client = new Celeriac({ broker: url.broker, results: redisUrl, logger: 'silent' });
     const args = ['worker', '--app', APP, '--queues', queue, '--concurrency', '1', '--loglevel', 'warn'];
-    const first = startCli([...args, '--shutdown-timeout', '60'], { ...env, SHUTDOWN_LOG: log });
+    const first = startCli([...args, '--shutdown-timeout', '60'], { ...envOf(), SHUTDOWN_LOG: log });
     let second: ReturnType<typeof startCli> | null = null;
     try {
       await until(() => first.output().stdout.includes('ready'), 'the worker to be ready');
@@ -139,7 +154,7 @@ describe('celeriac worker: graceful shutdown', () => {
       // Both come back at once (not after a visibility timeout): a new worker runs them.
       // Concurrency 2: the long task comes back first (it is the older message) and must not hold the short one.
       second = startCli([...args, '--concurrency', '2', '--name', 'cold2@here'], {
-        ...env,
+        ...envOf(),
         SHUTDOWN_LOG: log,
       });
       expect(await short.get({ timeout: 15_000 })).toBe(10);
