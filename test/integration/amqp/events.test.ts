@@ -10,7 +10,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { type AsyncMessage, Connection } from 'rabbitmq-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Celeriac, receiveEvents } from '../../../src/index.js';
+import { Celeriac, receiveEvents, startDashboard } from '../../../src/index.js';
 import { assertPeerAvailable, PEER_DIR, PeerWorker, PYTHON, peerCall } from '../../helpers/peer.js';
 import { runCli, startCli, until } from '../cli/helpers.js';
 import { redisUrl } from '../redis/helpers.js';
@@ -352,6 +352,38 @@ describe('`celeriac status` (AMQP)', () => {
       await worker.stop();
     } finally {
       await peer.stop();
+      await app.close();
+    }
+  }, 60_000);
+});
+
+describe('the dashboard over AMQP', () => {
+  it('shows a Celeriac worker and its task from the events', async () => {
+    const app = new Celeriac({ broker: URL_, results: RESULTS, logger: 'silent' });
+    const queue = `dash-${randomUUID().slice(0, 6)}`;
+    const name = `dash-${randomUUID().slice(0, 6)}@test`;
+    const add = app.task('tasks.add', (a: number, b: number) => a + b, { queue });
+    const dashboard = await startDashboard({ app, port: 0, auth: null });
+    try {
+      const worker = app.worker({ events: true, name, queues: [queue] });
+      await worker.start();
+      const r = await add.delay(1, 2);
+      expect(await r.get({ timeout: 10_000 })).toBe(3);
+      type State = {
+        workers: Array<{ hostname: string; online: boolean }>;
+        tasks: Array<{ uuid: string; state: string; worker: string }>;
+      };
+      let state: State = { workers: [], tasks: [] };
+      const end = Date.now() + 10_000;
+      while (!state.tasks.some((t) => t.uuid === r.id && t.state === 'SUCCESS') && Date.now() < end) {
+        state = (await (await fetch(`${dashboard.url}api/state`)).json()) as State;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      expect(state.workers.find((w) => w.hostname === name)).toMatchObject({ online: true });
+      expect(state.tasks.find((t) => t.uuid === r.id)).toMatchObject({ state: 'SUCCESS', worker: name });
+      await worker.stop();
+    } finally {
+      await dashboard.close();
       await app.close();
     }
   }, 60_000);
