@@ -20,7 +20,7 @@ else
 fi
 
 # 2. Debian packages: the Python Celery peer (python3-celery with its Redis and AMQP transports).
-packages=(python3-celery python3-redis python3-amqp chromium)
+packages=(python3-celery python3-redis python3-amqp chromium openssl)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -52,5 +52,11 @@ if $redis_ok; then
 else
   say "WARNING: Redis does not answer PING on 127.0.0.1:6379 (redis-cli ping failed)."
   say "         The integration tests need it: start one (e.g. 'redis-server --daemonize yes') and run the tests again."
+fi
+# 4. RabbitMQ (also started by the machine): the AMQP tests need it and rabbitmqctl (they make vhosts).
+if command -v rabbitmqctl >/dev/null 2>&1 && rabbitmqctl -q status >/dev/null 2>&1; then
+  say "RabbitMQ answers (rabbitmqctl status)"
+else
+  say "WARNING: RabbitMQ does not answer 'rabbitmqctl status': the AMQP tests need it on 127.0.0.1:5672 (guest/guest)."
 fi
 say "ready: run 'npm test'"
