@@ -60,16 +60,31 @@ function makeApp(results: string): Celeriac {
     brokerOptions: { queues: { prio: { maxPriority: 9 } } },
   });
   const bound = { bind: true } as const;
-  a.task('tasks.add', (ctx: TaskContext, x: number, y: number) => (record(ctx), x + y), bound);
-  a.task('tasks.mul', (ctx: TaskContext, x: number, y: number) => (record(ctx), x * y), bound);
+  /** A handler that records its run, then computes. */
+  const recorded =
+    <A extends unknown[], R>(fn: (ctx: TaskContext, ...args: A) => R) =>
+    (ctx: TaskContext, ...args: A): R => {
+      record(ctx);
+      return fn(ctx, ...args);
+    };
+  a.task(
+    'tasks.add',
+    recorded((_c, x: number, y: number) => x + y),
+    bound,
+  );
+  a.task(
+    'tasks.mul',
+    recorded((_c, x: number, y: number) => x * y),
+    bound,
+  );
   a.task(
     'tasks.xsum',
-    (ctx: TaskContext, ns: number[]) => (record(ctx), ns.reduce((s, n) => s + n, 0)),
+    recorded((_c, ns: number[]) => ns.reduce((s, n) => s + n, 0)),
     bound,
   );
   a.task(
     'tasks.echo',
-    (ctx: TaskContext, ...args: unknown[]) => (record(ctx), { args, kwargs: ctx.kwargs }),
+    recorded((c, ...args: unknown[]) => ({ args, kwargs: c.kwargs })),
     bound,
   );
   a.task(
