@@ -1,5 +1,5 @@
-import { redactUrl } from '../url.js';
 import type { Transport, TransportOptions } from '../transport.js';
+import { redactUrl } from '../url.js';
 import { resolveAmqpSettings } from './settings.js';
 import { AmqpTransport } from './transport.js';
 

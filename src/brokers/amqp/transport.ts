@@ -197,7 +197,11 @@ export class AmqpTransport implements Transport, ConsumerHost {
     const ownReplyTo = this.settings.replyQueue ? threadOid() : undefined;
     for (const m of messages) {
       if (!declarations.has(m.queue)) declarations.set(m.queue, this.topology.taskQueue(m.queue));
-      if (ownReplyTo !== undefined && m.message.properties.reply_to === ownReplyTo && !declarations.has(ownReplyTo))
+      if (
+        ownReplyTo !== undefined &&
+        m.message.properties.reply_to === ownReplyTo &&
+        !declarations.has(ownReplyTo)
+      )
         declarations.set(ownReplyTo, this.topology.replyQueue(ownReplyTo));
       if (m.notBefore !== undefined && m.notBefore - now >= 1) {
         items.push(this.delayed(toEnvelope(m.message, '', m.queue), m.notBefore, now, declarations));
