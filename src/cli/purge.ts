@@ -4,6 +4,7 @@ import { openApp } from './connect.js';
 import type { CliIO } from './io.js';
 import type { ConnectionFlags } from './options.js';
 import { connectionOptions } from './options.js';
+import { ProgressLine, progressBar } from './progress.js';
 
 interface PurgeFlags extends ConnectionFlags {
   force?: boolean;
@@ -33,7 +34,11 @@ export async function runPurge(queue: string, flags: PurgeFlags, io: CliIO): Pro
       ))
     )
       return 1;
+    // One broker call removes them all; the bar says what is going on while a large queue is purged.
+    const line = new ProgressLine(io.stderr);
+    line.update(`${progressBar(0, depth)} purging ${depth} message${depth === 1 ? '' : 's'} from ${queue}…`);
     const count = await transport.purge(queue);
+    line.done(`${progressBar(depth, depth)} purged`);
     io.stdout.write(`purged ${count} message${count === 1 ? '' : 's'} from ${queue}\n`);
     return 0;
   } finally {
