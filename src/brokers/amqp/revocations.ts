@@ -9,8 +9,9 @@
  * RabbitMQ puts them back in place; expired or unreadable ones are acked (removed) on the way.
  * AMQP 0-9-1 cannot browse, and a message held by one reader is invisible to another, so every
  * reader holds the lock `celeriac.revoked.lock` (an exclusive, auto-delete queue: RabbitMQ refuses a
- * second declarer and deletes it if its holder dies) and waits until what it held is back, as the
- * dead-letter and subscription stores do (`stores.ts`). Readers are serialised across the fleet
+ * second declarer and deletes it if its holder dies; readers sharing a connection queue up in
+ * process first, since an exclusive queue belongs to its connection) and waits until what it held
+ * is back, as the dead-letter and subscription stores do (`stores.ts`). Readers are serialised across the fleet
  * (each a few round trips plus one per live revoke; workers re-read every `revocationRefresh`).
  * `add()` needs no lock: a message published while a reader holds the others joins the queue's tail
  * and is seen by the next read.
@@ -50,6 +51,9 @@ function parse(m: SyncMessage): Entry | null {
 }
 
 export class AmqpRevocations implements RevocationStore {
+  /** Readers of this transport, one after the other (the broker lock only excludes other connections). */
+  private readers: Promise<unknown> = Promise.resolve();
+
   constructor(private readonly t: AmqpTransport) {}
 
   async add(ids: readonly string[], expiresAt: number): Promise<void> {
@@ -127,8 +131,21 @@ export class AmqpRevocations implements RevocationStore {
     }
   }
 
-  /** Runs `fn` holding `celeriac.revoked.lock` (see the module doc). */
-  private async locked<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` holding `celeriac.revoked.lock` (see the module doc). An exclusive queue belongs to its
+   * connection, so a second reader on the same connection would declare it again without waiting:
+   * readers of this transport queue up here first.
+   */
+  private locked<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.readers.then(
+      () => this.brokerLocked(fn),
+      () => this.brokerLocked(fn),
+    );
+    this.readers = run.catch(() => {});
+    return run;
+  }
+
+  private async brokerLocked<T>(fn: () => Promise<T>): Promise<T> {
     const lock = `${REVOKED_QUEUE}.lock`;
     const deadline = Date.now() + LOCK_TIMEOUT_MS;
     for (;;) {
