@@ -161,6 +161,10 @@ export interface Fanout {
     exchange: string,
     bindingKey: string,
     onMessage: (message: WireMessage, routingKey: string) => void,
+    options?: {
+      /** A worker's node name, for brokers that name a mailbox queue after it (`<node>.celery.pidbox` on AMQP). */
+      node?: string;
+    },
   ): Promise<() => Promise<void>>;
 }
 

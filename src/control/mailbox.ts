@@ -55,8 +55,11 @@ export class Mailbox {
       return mailbox;
     }
     try {
-      mailbox.#unsubscribe = await fanout.subscribe(PIDBOX_EXCHANGE, '', (message) =>
-        mailbox.#onMessage(message),
+      mailbox.#unsubscribe = await fanout.subscribe(
+        PIDBOX_EXCHANGE,
+        '',
+        (message) => mailbox.#onMessage(message),
+        { node: mailbox.#target.hostname },
       );
     } catch (err) {
       mailbox.#log.error({ err }, 'could not listen for remote control commands: remote control is off');
