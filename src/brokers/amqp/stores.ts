@@ -33,7 +33,33 @@ const LOCK_TIMEOUT_MS = 10_000;
  * declared by this connection (RabbitMQ refuses a second declarer with 405 RESOURCE_LOCKED, and
  * deletes the lock if its holder's connection dies).
  */
-async function withLock<T>(transport: AmqpTransport, queue: string, fn: () => Promise<T>): Promise<T> {
+/** Holders of each queue's lock in this process, per transport, one after the other. */
+const turns = new WeakMap<AmqpTransport, Map<string, Promise<unknown>>>();
+
+/**
+ * An exclusive queue belongs to its connection: a second holder on the same connection would
+ * declare it again without waiting. So holders on one transport take turns here first.
+ */
+function withLock<T>(transport: AmqpTransport, queue: string, fn: () => Promise<T>): Promise<T> {
+  let byQueue = turns.get(transport);
+  if (!byQueue) {
+    byQueue = new Map();
+    turns.set(transport, byQueue);
+  }
+  const previous = byQueue.get(queue) ?? Promise.resolve();
+  const run = previous.then(
+    () => withBrokerLock(transport, queue, fn),
+    () => withBrokerLock(transport, queue, fn),
+  );
+  const settled = run.catch(() => {});
+  byQueue.set(queue, settled);
+  void settled.then(() => {
+    if (byQueue.get(queue) === settled) byQueue.delete(queue);
+  });
+  return run;
+}
+
+async function withBrokerLock<T>(transport: AmqpTransport, queue: string, fn: () => Promise<T>): Promise<T> {
   const lock = `${queue}.lock`;
   const deadline = Date.now() + LOCK_TIMEOUT_MS;
   for (;;) {
