@@ -1,5 +1,13 @@
+import {
+  BrokenCircuitError,
+  type CircuitBreakerPolicy,
+  ConsecutiveBreaker,
+  circuitBreaker,
+  handleAll,
+} from 'cockatiel';
 import type { OutgoingMessage, Transport } from '../brokers/transport.js';
 import type { SendRequest } from '../core.js';
+import { ConnectionError } from '../errors.js';
 import { buildTaskMessage, encodeTask } from '../messages/codec.js';
 import { uuid4 } from '../messages/ids.js';
 import { publishHeaders, withPublishSpan } from '../observability/tracing.js';
@@ -30,6 +38,8 @@ export class Publisher {
   readonly #replyTo: string;
   readonly #published = new Set<(messages: readonly OutgoingMessage[]) => void>();
   readonly #headerHooks = new Set<() => Record<string, unknown>>();
+  /** One circuit breaker per broker: after 5 publishes in a row fail, publishing fails fast for 5 s. */
+  readonly #breakers = new Map<string, CircuitBreakerPolicy>();
 
   constructor(
     transport: (broker: string) => Promise<Transport>,
@@ -74,7 +84,11 @@ export class Publisher {
           batches.get(route.broker)?.push(built);
           sent.push({ id: built.message.headers.id as string, queue: built.queue, broker: route.broker });
         }
-        await Promise.all([...batches].map(([b, out]) => (transports.get(b) as Transport).publish(out)));
+        await Promise.all(
+          [...batches].map(([b, out]) =>
+            this.#guarded(b, () => (transports.get(b) as Transport).publish(out)),
+          ),
+        );
         for (const out of batches.values()) for (const listener of this.#published) listener(out);
         return sent;
       },
@@ -131,6 +145,30 @@ export class Publisher {
       origin: this.#origin,
     });
     return { queue, message: encodeTask(message) };
+  }
+
+  /**
+   * Publishes through the broker's circuit breaker (cockatiel): while a broker keeps failing, callers
+   * get a ConnectionError at once instead of each waiting for its own timeout; after the pause one
+   * publish is let through to test it.
+   */
+  async #guarded(broker: string, publish: () => Promise<void>): Promise<void> {
+    let breaker = this.#breakers.get(broker);
+    if (!breaker) {
+      breaker = circuitBreaker(handleAll, { halfOpenAfter: 5_000, breaker: new ConsecutiveBreaker(5) });
+      this.#breakers.set(broker, breaker);
+    }
+    try {
+      await breaker.execute(publish);
+    } catch (err) {
+      if (err instanceof BrokenCircuitError) {
+        throw new ConnectionError(
+          `broker '${broker}' is failing: 5 publishes in a row failed, so publishing fails fast for 5 s before trying again`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
   }
 
   #withHooks(headers: Record<string, unknown>): Record<string, unknown> {
