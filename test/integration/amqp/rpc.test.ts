@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Connection } from 'rabbitmq-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTransport } from '../../../src/brokers/amqp/index.js';
@@ -10,10 +11,11 @@ import { threadOid } from '../../../src/messages/ids.js';
 import type { ResultMeta } from '../../../src/results/meta.js';
 import { createResultSink, replyBody } from '../../../src/results/rpc/index.js';
 import type { ResultSink } from '../../../src/results/sink.js';
+import { fixturesDir } from '../../fixtures.js';
 import { redisUrl } from '../redis/helpers.js';
 import { amqpUrl, freshVhost, listQueues } from './helpers.js';
 
-const FIXTURE = '/work/shared/celery-wire/fixtures/amqp-result-rpc.json';
+const FIXTURE = path.join(fixturesDir, 'amqp-result-rpc.json');
 const DAY = 86_400_000;
 
 let vhost = '';

@@ -1,10 +1,12 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Celeriac, type TaskContext, TaskError } from '../../../src/index.js';
+import { wireDir } from '../../fixtures.js';
 import { deletePrefix, REDIS_HOST, REDIS_PORT } from './helpers.js';
 
 /**
@@ -16,7 +18,7 @@ import { deletePrefix, REDIS_HOST, REDIS_PORT } from './helpers.js';
 const run = promisify(execFile);
 const DB = 11;
 const URL_ = `redis://${REDIS_HOST}:${REDIS_PORT}/${DB}`;
-const PEER = new URL('../../../../shared/celery-wire/peer.py', import.meta.url).pathname;
+const PEER = path.join(wireDir, 'peer.py');
 const suffix = randomUUID().slice(0, 8);
 const toCeleriac = `interop-ts-${suffix}`;
 const toPython = `interop-py-${suffix}`;

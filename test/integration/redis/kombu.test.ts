@@ -1,18 +1,19 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTransport } from '../../../src/brokers/redis/index.js';
 import type { Delivery, Transport } from '../../../src/brokers/transport.js';
 import { fromKombuEnvelope } from '../../../src/messages/kombu.js';
+import { fixturesDir } from '../../fixtures.js';
 import { messageId, testMessage } from '../../helpers/messages.js';
 import { deletePrefix, inspector, REDIS_HOST, REDIS_PORT, redisUrl, uniquePrefix } from './helpers.js';
 
 const run = promisify(execFile);
-const FIXTURES = new URL('../../../../shared/celery-wire/fixtures/', import.meta.url);
 const fixture = (name: string): Record<string, unknown> =>
-  JSON.parse(readFileSync(new URL(name, FIXTURES), 'utf8')) as Record<string, unknown>;
+  JSON.parse(readFileSync(path.join(fixturesDir, name), 'utf8')) as Record<string, unknown>;
 const SEP = '\x06\x16';
 const DB = 0;
 
