@@ -85,7 +85,8 @@ const HEADER_ORDER = [
   'origin',
   'ignore_result',
 ] as const;
-const PROTOCOL_HEADERS: ReadonlySet<string> = new Set(HEADER_ORDER);
+/** The headers protocol v2 defines; any other header is custom (it travels on with a retry). */
+export const PROTOCOL_HEADERS: ReadonlySet<string> = new Set(HEADER_ORDER);
 const EMBED_ORDER = ['callbacks', 'errbacks', 'chain', 'chord'] as const;
 
 /**

@@ -1,27 +1,7 @@
 import type { SendRequest } from '../core.js';
-import { parseCeleryDate } from '../messages/codec.js';
+import { PROTOCOL_HEADERS, parseCeleryDate } from '../messages/codec.js';
 import type { SignatureJson } from '../messages/types.js';
 import type { Job } from './prepare.js';
-
-/** Headers that protocol v2 defines; any other header of a message is custom and travels on with a retry. */
-const STANDARD_HEADERS = new Set([
-  'lang',
-  'task',
-  'id',
-  'shadow',
-  'eta',
-  'expires',
-  'group',
-  'group_index',
-  'retries',
-  'timelimit',
-  'root_id',
-  'parent_id',
-  'argsrepr',
-  'kwargsrepr',
-  'origin',
-  'ignore_result',
-]);
 
 /**
  * What a worker publishes after a success, as Celery's worker does: the next chain step (the last
@@ -116,7 +96,7 @@ function signatureList(value: unknown): SignatureJson[] | null {
 export function retryRequest(job: Job, eta: number): SendRequest {
   const h = job.message.headers;
   const custom: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(h)) if (!STANDARD_HEADERS.has(k)) custom[k] = v;
+  for (const [k, v] of Object.entries(h)) if (!PROTOCOL_HEADERS.has(k)) custom[k] = v;
   return {
     name: job.name,
     args: job.message.args,
