@@ -594,16 +594,21 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         this.#track(this.#transportOf(delivery).defer(delivery, job.eta), 'defer', job.id);
         return;
       }
-      this.#waiting.set(
-        job,
-        setTimeout(() => {
-          this.#waiting.delete(job);
-          this.#enqueue(job);
-        }, wait),
-      );
+      this.#enqueueIn(job, wait);
       return;
     }
     this.#enqueue(job);
+  }
+
+  /** Holds a job in this worker for `wait` ms (a near eta, a rate limit), then enqueues it. */
+  #enqueueIn(job: Job, wait: number): void {
+    this.#waiting.set(
+      job,
+      setTimeout(() => {
+        this.#waiting.delete(job);
+        this.#enqueue(job);
+      }, wait),
+    );
   }
 
   #enqueue(job: Job): void {
@@ -611,13 +616,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     if (limiter) {
       const wait = limiter.take();
       if (wait > 0) {
-        this.#waiting.set(
-          job,
-          setTimeout(() => {
-            this.#waiting.delete(job);
-            this.#enqueue(job);
-          }, wait),
-        );
+        this.#enqueueIn(job, wait);
         return;
       }
     }
