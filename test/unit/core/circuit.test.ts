@@ -4,18 +4,17 @@ import { ConnectionError } from '../../../src/index.js';
 import { Publisher } from '../../../src/publisher/publisher.js';
 import { Router } from '../../../src/router/router.js';
 
-function failingTransport(): { transport: Transport; calls: () => number; heal: () => void } {
+function failingTransport(): { transport: Transport; calls: () => number } {
   let calls = 0;
-  let healthy = false;
   const transport = {
     kind: 'fake',
     shared: false,
     publish: async () => {
       calls++;
-      if (!healthy) throw new ConnectionError('broker down');
+      throw new ConnectionError('broker down');
     },
   } as unknown as Transport;
-  return { transport, calls: () => calls, heal: () => void (healthy = true) };
+  return { transport, calls: () => calls };
 }
 
 const request = {
