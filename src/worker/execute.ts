@@ -1,7 +1,7 @@
 import type { TaskContext } from '../context.js';
 import { runWithContext } from '../context.js';
 import { toEpochMs, toMs } from '../duration.js';
-import { Ignore, Reject, Retry, SoftTimeLimitExceeded, TimeLimitExceeded } from '../errors.js';
+import { CeleriacError, Ignore, Reject, Retry, SoftTimeLimitExceeded, TimeLimitExceeded } from '../errors.js';
 import { withRunSpan } from '../observability/tracing.js';
 import type { TaskState } from '../results/meta.js';
 import type { Task } from '../task.js';
@@ -17,10 +17,9 @@ export type Outcome =
   | { kind: 'ignore'; reason: string };
 
 /** Thrown by ctx.retry() when retries are exhausted and no cause was given (Celery's name). */
-export class MaxRetriesExceededError extends Error {
+export class MaxRetriesExceededError extends CeleriacError {
   constructor(task: string, id: string, max: number) {
-    super(`can't retry ${task}[${id}]: max retries (${max}) exceeded`);
-    this.name = 'MaxRetriesExceededError';
+    super('ERR_MAX_RETRIES', `can't retry ${task}[${id}]: max retries (${max}) exceeded`);
   }
 }
 
