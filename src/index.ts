@@ -1,5 +1,7 @@
 /**
- * Celeriac's public API. Adapters load lazily by URL scheme; nothing here opens a connection.
+ * Celeriac's public API. The dashboard (`celeriac/dashboard`) and Prometheus metrics
+ * (`celeriac/metrics`) are subpath exports, so a worker that uses neither never loads hono or prom-client.
+ * Adapters load lazily by URL scheme; nothing here opens a connection.
  */
 export { Celeriac } from './app.js';
 export type {
@@ -27,7 +29,6 @@ export type { ScheduledReply, TaskInfoReply } from './control/inspect.js';
 export { Inspect } from './control/inspect.js';
 export type { DashboardAuth } from './dashboard/auth.js';
 export type { DashboardOptions, DashboardServer } from './dashboard/server.js';
-export { startDashboard } from './dashboard/server.js';
 export type { Duration } from './duration.js';
 export { EagerResult } from './eager.js';
 export {
@@ -70,8 +71,6 @@ export {
   sendTaskSentEvents,
   sendWorkerEvents,
 } from './observability/index.js';
-export type { WorkerMetricsOptions } from './observability/metrics.js';
-export { stampSendTime, startMetricsServer, WorkerMetrics } from './observability/metrics.js';
 export { AsyncResult } from './result.js';
 export type { ResultMeta, TaskState } from './results/meta.js';
 export type { ResultSink } from './results/sink.js';

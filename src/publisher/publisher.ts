@@ -1,10 +1,4 @@
-import {
-  BrokenCircuitError,
-  type CircuitBreakerPolicy,
-  ConsecutiveBreaker,
-  circuitBreaker,
-  handleAll,
-} from 'cockatiel';
+import type { CircuitBreakerPolicy } from 'cockatiel';
 import type { OutgoingMessage, Transport } from '../brokers/transport.js';
 import type { SendRequest } from '../core.js';
 import { ConnectionError } from '../errors.js';
@@ -153,15 +147,22 @@ export class Publisher {
    * publish is let through to test it.
    */
   async #guarded(broker: string, publish: () => Promise<void>): Promise<void> {
-    let breaker = this.#breakers.get(broker);
+    const breaker = this.#breakers.get(broker);
     if (!breaker) {
-      breaker = circuitBreaker(handleAll, { halfOpenAfter: 5_000, breaker: new ConsecutiveBreaker(5) });
-      this.#breakers.set(broker, breaker);
+      // No breaker until a broker first fails: cockatiel is loaded then, not in every idle worker.
+      try {
+        return await publish();
+      } catch (err) {
+        const created = await newBreaker();
+        this.#breakers.set(broker, created);
+        await created.execute(() => Promise.reject(err)).catch(() => {}); // that failure counts
+        throw err;
+      }
     }
     try {
       await breaker.execute(publish);
     } catch (err) {
-      if (err instanceof BrokenCircuitError) {
+      if ((err as { isBrokenCircuitError?: boolean }).isBrokenCircuitError === true) {
         throw new ConnectionError(
           `broker '${broker}' is failing: 5 publishes in a row failed, so publishing fails fast for 5 s before trying again`,
           { cause: err },
@@ -177,4 +178,10 @@ export class Publisher {
     for (const hook of this.#headerHooks) Object.assign(out, hook());
     return out;
   }
+}
+
+/** Opens after 5 failed publishes in a row; lets one through after 5 s (cockatiel, loaded on first use). */
+async function newBreaker(): Promise<CircuitBreakerPolicy> {
+  const { circuitBreaker, ConsecutiveBreaker, handleAll } = await import('cockatiel');
+  return circuitBreaker(handleAll, { halfOpenAfter: 5_000, breaker: new ConsecutiveBreaker(5) });
 }
