@@ -1,3 +1,4 @@
+import { ConfigError } from '../errors.js';
 import type { HealthReport } from '../health.js';
 import type { WireMessage } from '../messages/types.js';
 
@@ -184,4 +185,11 @@ export interface TransportOptions {
   log?: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Adapter-specific options from config (`brokerOptions`). */
   options?: Record<string, unknown>;
+}
+
+/** Checks a prefetch value (`consume` options, `Consumer.setPrefetch`): every adapter refuses the same way. */
+export function checkPrefetch(prefetch: number): void {
+  if (!Number.isInteger(prefetch) || prefetch < 1) {
+    throw new ConfigError('prefetch', `expected an integer ≥ 1, got ${prefetch}`);
+  }
 }

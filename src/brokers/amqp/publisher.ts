@@ -53,14 +53,14 @@ export class ConfirmPublisher {
     }
     this.waiting += items.length;
     const deadline = Date.now() + this.limits.publishTimeoutMs;
-    let todo = [...items];
+    let pending = [...items];
     let lastError: unknown;
     try {
-      while (todo.length > 0) {
+      while (pending.length > 0) {
         if (this.closed) throw new ClosedError('amqp publisher');
         if (Date.now() > deadline) {
           throw new ConnectionError(
-            `publish not confirmed within ${this.limits.publishTimeoutMs} ms (${todo.length} of ${items.length} messages): ${String(lastError)}`,
+            `publish not confirmed within ${this.limits.publishTimeoutMs} ms (${pending.length} of ${items.length} messages): ${String(lastError)}`,
             { cause: lastError },
           );
         }
@@ -73,17 +73,17 @@ export class ConfirmPublisher {
           continue;
         }
         const outcomes = await Promise.allSettled(
-          todo.map((p) => ch.basicPublish({ ...p.envelope, mandatory: true }, p.body)),
+          pending.map((p) => ch.basicPublish({ ...p.envelope, mandatory: true }, p.body)),
         );
         const failed: Publication[] = [];
         outcomes.forEach((o, i) => {
           if (o.status === 'rejected') {
             lastError = o.reason;
-            failed.push(todo[i] as Publication);
+            failed.push(pending[i] as Publication);
           }
         });
-        todo = failed;
-        if (todo.length > 0) await sleep(50);
+        pending = failed;
+        if (pending.length > 0) await sleep(50);
       }
     } finally {
       this.waiting -= items.length;

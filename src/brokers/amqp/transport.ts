@@ -13,6 +13,7 @@ import type {
   Transport,
   TransportOptions,
 } from '../transport.js';
+import { checkPrefetch } from '../transport.js';
 import { AmqpConsumer, type ConsumerHost } from './consumer.js';
 import { AmqpFanout } from './fanout.js';
 import {
@@ -559,9 +560,4 @@ function cleanForHop(frame: IncomingFrame): Record<string, unknown> {
   for (const k of [H_DELIVERIES, H_NOT_BEFORE])
     if (frame.headers?.[k] !== undefined) out[k] = frame.headers[k];
   return out;
-}
-
-function checkPrefetch(prefetch: number): void {
-  if (!Number.isInteger(prefetch) || prefetch < 1)
-    throw new ConfigError('prefetch', `expected an integer ≥ 1, got ${prefetch}`);
 }

@@ -10,6 +10,7 @@ import type {
   Transport,
   TransportOptions,
 } from '../transport.js';
+import { checkPrefetch } from '../transport.js';
 import type { Connection, MemoryBroker } from './broker.js';
 import { MemoryFanout } from './fanout.js';
 import { acquireBroker, releaseBroker } from './registry.js';
@@ -158,11 +159,5 @@ export class MemoryTransport implements Transport {
     if (this.options.log) this.options.log('error', 'memory transport: consumer callback threw', fields);
     else
       process.emitWarning(`memory transport: consumer callback threw on ${delivery.queue}: ${String(error)}`);
-  }
-}
-
-function checkPrefetch(prefetch: number): void {
-  if (!Number.isInteger(prefetch) || prefetch < 1) {
-    throw new ConfigError('prefetch', `expected an integer ≥ 1, got ${prefetch}`);
   }
 }

@@ -12,6 +12,7 @@ import type {
   Transport,
   TransportOptions,
 } from '../transport.js';
+import { checkPrefetch } from '../transport.js';
 import { ConnectionWatch, createClient, ensureConnected, type RedisClient } from './clients.js';
 import { RedisConsumer } from './consumer.js';
 import { redeliveredText } from './envelope.js';
@@ -352,9 +353,11 @@ export class RedisTransport implements Transport {
   /** Writes `_kombu.binding.<q>` for queues not declared by this transport yet (as kombu's declare). */
   async declare(queues: readonly string[]): Promise<void> {
     const client = this.redis();
-    const todo = queues.filter((q) => !this.declared.has(q) && this.keys.binding(q) !== null);
-    await Promise.all(todo.map((q) => client.sadd(this.keys.binding(q) as string, `${q}${SEP}${SEP}${q}`)));
-    for (const q of todo) this.declared.add(q);
+    const undeclared = queues.filter((q) => !this.declared.has(q) && this.keys.binding(q) !== null);
+    await Promise.all(
+      undeclared.map((q) => client.sadd(this.keys.binding(q) as string, `${q}${SEP}${SEP}${q}`)),
+    );
+    for (const q of undeclared) this.declared.add(q);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -624,11 +627,5 @@ export class RedisTransport implements Transport {
       this.client = undefined;
       await client.quit().catch(() => client.disconnect());
     }
-  }
-}
-
-function checkPrefetch(prefetch: number): void {
-  if (!Number.isInteger(prefetch) || prefetch < 1) {
-    throw new ConfigError('prefetch', `expected an integer ≥ 1, got ${prefetch}`);
   }
 }
