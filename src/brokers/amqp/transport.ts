@@ -156,7 +156,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
       registerSource(this);
       this.publisher = new ConfirmPublisher(
         () => this.conn(),
-        { maxBacklog: s.maxBacklog, publishTimeoutMs: s.publishTimeoutMs },
+        { maxBacklog: s.maxBacklog, publishTimeoutMs: s.publishTimeoutMs, label: this.label },
         (msg) => this.onReturn(msg),
       );
     }
@@ -192,26 +192,30 @@ export class AmqpTransport implements Transport, ConsumerHost {
       if (m.notBefore !== undefined && !Number.isFinite(m.notBefore))
         throw new PayloadError(`messages[${i}].notBefore`, `expected epoch milliseconds, got ${m.notBefore}`);
     });
-    const now = Date.now();
-    const items: Publication[] = [];
-    const declarations = new Map<string, Promise<void>>();
-    const ownReplyTo = this.settings.replyQueue ? threadOid() : undefined;
-    for (const m of messages) {
-      if (!declarations.has(m.queue)) declarations.set(m.queue, this.topology.taskQueue(m.queue));
-      if (
-        ownReplyTo !== undefined &&
-        m.message.properties.reply_to === ownReplyTo &&
-        !declarations.has(ownReplyTo)
-      )
-        declarations.set(ownReplyTo, this.topology.replyQueue(ownReplyTo));
-      if (m.notBefore !== undefined && m.notBefore - now >= 1) {
-        items.push(this.delayed(toEnvelope(m.message, '', m.queue), m.notBefore, now, declarations));
-      } else {
-        items.push(toEnvelope(m.message, '', m.queue));
+    if (messages.length === 0) return;
+    // Counted in the backlog from here: a declaration waiting for the connection is bounded too.
+    await this.pub().admit(messages.length, this.connection?.ready ?? false, async (deadline) => {
+      const now = Date.now();
+      const items: Publication[] = [];
+      const declarations = new Map<string, Promise<void>>();
+      const ownReplyTo = this.settings.replyQueue ? threadOid() : undefined;
+      for (const m of messages) {
+        if (!declarations.has(m.queue)) declarations.set(m.queue, this.topology.taskQueue(m.queue));
+        if (
+          ownReplyTo !== undefined &&
+          m.message.properties.reply_to === ownReplyTo &&
+          !declarations.has(ownReplyTo)
+        )
+          declarations.set(ownReplyTo, this.topology.replyQueue(ownReplyTo));
+        if (m.notBefore !== undefined && m.notBefore - now >= 1) {
+          items.push(this.delayed(toEnvelope(m.message, '', m.queue), m.notBefore, now, declarations));
+        } else {
+          items.push(toEnvelope(m.message, '', m.queue));
+        }
       }
-    }
-    await this.declare(declarations);
-    await this.pub().send(items, this.connection?.ready ?? false);
+      await this.declare(declarations);
+      await this.pub().deliver(items, deadline);
+    });
   }
 
   /** Publishes ready-made publications (confirmed, one batch). Used by the dead-letter and subscription stores. */
@@ -517,9 +521,14 @@ export class AmqpTransport implements Transport, ConsumerHost {
       this.downSince ??= Date.now();
       const down = Date.now() - this.downSince;
       const why = this.lastError ? `: ${this.lastError}` : '';
+      const backlog = this.publisher?.backlog ?? 0;
+      const waiting = backlog > 0 ? `; ${backlog} messages waiting to be published` : '';
       if (down > this.settings.unhealthyAfterMs)
-        return { status: 'unhealthy', reason: `RabbitMQ unreachable for ${Math.round(down / 1000)}s${why}` };
-      return { status: 'degraded', reason: `reconnecting to RabbitMQ${why}` };
+        return {
+          status: 'unhealthy',
+          reason: `RabbitMQ unreachable for ${Math.round(down / 1000)}s${why}${waiting}`,
+        };
+      return { status: 'degraded', reason: `reconnecting to RabbitMQ${why}${waiting}` };
     }
     if (this.blocked)
       return { status: 'degraded', reason: `connection blocked by RabbitMQ: ${this.blocked}` };
