@@ -409,12 +409,14 @@ describe('interop: links and link_error sent by Python (Redis)', () => {
       [
         ['tasks.echo', ['errback'], null, false],
         ['ts.on_error', [], TS, false],
+        ['tasks.echo', ['immutable errback'], null, true],
       ],
     );
     expect(out).toMatchObject({ state: 'FAILURE', exc_type: 'ValueError' });
     expect(out.link_error.map((l) => [l.state, l.result])).toEqual([
       ['SUCCESS', { args: [out.id, 'errback'], kwargs: {} }],
       ['SUCCESS', { errback_for: out.id }],
+      ['SUCCESS', { args: ['immutable errback'], kwargs: {} }], // immutable: no failed id
     ]);
     expect(out.link[0]?.state).toBe('PENDING'); // no callback on failure
   });

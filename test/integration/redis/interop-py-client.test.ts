@@ -159,17 +159,22 @@ describe('interop: Python client -> Celeriac worker (Redis)', () => {
     expect(runs.map((r) => r.id).sort()).toEqual([add.id, mul.id, xsum.id].sort());
   });
 
-  it('tasks.echo: args and kwargs, non-ASCII text both ways', async () => {
+  it('tasks.echo: args and kwargs, non-ASCII text (values and keys) both ways', async () => {
     const r = await peerCall(urls, 'tasks.echo', [1, 'héllo ✓', [2, { a: null }]], {
-      kwargs: { k: 'ünï', n: 1.5, nested: { list: [true, false], s: '✓' } },
+      kwargs: { k: 'ünï', n: 1.5, nested: { list: [true, false], s: '✓' }, né: [1, 2] },
     });
     expect(r).toMatchObject({ state: 'SUCCESS', exitCode: 0 });
     expect(r.result).toEqual({
       args: [1, 'héllo ✓', [2, { a: null }]],
-      kwargs: { k: 'ünï', n: 1.5, nested: { list: [true, false], s: '✓' } },
+      kwargs: { k: 'ünï', n: 1.5, nested: { list: [true, false], s: '✓' }, né: [1, 2] },
     });
     expect(runs).toHaveLength(1);
-    expect(runs[0]?.kwargs).toEqual({ k: 'ünï', n: 1.5, nested: { list: [true, false], s: '✓' } });
+    expect(runs[0]?.kwargs).toEqual({
+      k: 'ünï',
+      n: 1.5,
+      nested: { list: [true, false], s: '✓' },
+      né: [1, 2],
+    });
   });
 
   it('tasks.fail: Python sees FAILURE with exc_type ValueError, the message and a traceback', async () => {

@@ -1,11 +1,12 @@
 /**
  * Celeriac client -> Python worker, over real Redis (db 12) with the real Python Celery peer: this
  * process publishes with `app.sendTask` and typed stubs, a Python Celery worker runs the task, and
- * Celeriac's AsyncResult reads the result.
+ * Celeriac's AsyncResult reads the result. Last, a mixed fleet: a Python and a Celeriac worker on one
+ * queue.
  */
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
-import { Celeriac, TaskError, TaskRevokedError } from '../../../src/index.js';
+import { Celeriac, type TaskContext, TaskError, TaskRevokedError } from '../../../src/index.js';
 import { sleep } from '../../helpers/app.js';
 import { deleteRunKeys, type PeerUrls, PeerWorker, runSuffix } from '../../helpers/peer.js';
 import { inspector, redisUrl } from './helpers.js';
@@ -172,4 +173,41 @@ describe('interop: Celeriac client -> Python worker started later (Redis)', () =
       await late.stop();
     }
   });
+});
+
+describe('interop: a mixed fleet on one queue (Redis)', () => {
+  it('Python and Celeriac workers consume the same queue side by side; every task runs once', async () => {
+    const queue = `mixed-${suffix}`;
+    const ran: string[] = [];
+    const tsApp = new Celeriac({
+      broker: URL,
+      results: URL,
+      logger: 'silent',
+      brokerOptions: { pollInterval: 50 },
+    });
+    tsApp.task(
+      'tasks.add',
+      (ctx: TaskContext, a: number, b: number) => {
+        ran.push(ctx.id);
+        return a + b;
+      },
+      { bind: true },
+    );
+    const py = await PeerWorker.start(urls, { queues: queue, concurrency: 2, pool: 'threads' });
+    try {
+      await tsApp.worker({ queues: [queue], concurrency: 2 }).start();
+      const results = await Promise.all(
+        Array.from({ length: 60 }, (_, i) => app.sendTask<number>('tasks.add', [i, 1], {}, { queue })),
+      );
+      const values = await Promise.all(results.map((r) => r.get({ timeout: '60s' })));
+      expect(values).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+      expect(new Set(ran).size).toBe(ran.length);
+      // Both took a share.
+      expect(ran.length).toBeGreaterThan(0);
+      expect(ran.length).toBeLessThan(60);
+    } finally {
+      await py.stop();
+      await tsApp.close();
+    }
+  }, 90_000);
 });
