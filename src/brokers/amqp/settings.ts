@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import type { ConnectionOptions } from 'node:tls';
 import { type Duration, toMs } from '../../duration.js';
 import { ConfigError } from '../../errors.js';
 
@@ -27,6 +29,7 @@ export interface QueueOptions {
  * | `unhealthyAfter` | — | 30 s | a connection down this long makes `health()` unhealthy (degraded before) |
  * | `queues` | — | {} | per-queue opt-in arguments: `{ 'orders': { maxPriority: 9 }, 'jobs.*': { quorum: true } }` (a trailing `*` matches a prefix). Celery-named queues should stay without, as Celery declares them. |
  * | `reconnectDelay` | — | 100 ms … 5 s | low/high bounds of the exponential reconnect backoff |
+ * | `tls` | `ssl_ca_certs`, `ssl_certfile`, `ssl_keyfile` (PEM file paths), `ssl_cert_reqs` (`none` skips verification) | system CAs, verified | `amqps://` only: Node `tls.connect` options (`ca`, `cert`, `key` as PEM contents, `passphrase`, `rejectUnauthorized`, `servername`, …), over those of the query. The query uses Celery's names, as `rediss://`. |
  * | `replyQueue` | — | true | declare this process's rpc reply queue (`threadOid()`) when it publishes a task that names it as `reply_to`, as Celery's client does, so rpc:// results sent before the app reads them are kept; `false` for apps without rpc:// results |
  */
 export interface AmqpSettings {
@@ -36,6 +39,8 @@ export interface AmqpSettings {
   password: string;
   vhost: string;
   tls: boolean;
+  /** Options for `tls.connect` (amqps:// only; empty otherwise). */
+  tlsOptions: ConnectionOptions;
   hosts: string[];
   heartbeatS: number;
   connectionName: string;
@@ -99,6 +104,7 @@ export function resolveAmqpSettings(url: URL, options: Record<string, unknown> =
     password: url.password ? decodeURIComponent(url.password) : 'guest',
     vhost,
     tls,
+    tlsOptions: tlsOptions(q, options.tls, tls),
     hosts: (hostsOption as string[]).filter((h) => h.length > 0),
     heartbeatS: Math.max(0, Math.round(heartbeatMs / 1000)),
     connectionName: name ?? `celeriac:${hostname()}:${process.pid}:${connectionCounter}`,
@@ -110,6 +116,74 @@ export function resolveAmqpSettings(url: URL, options: Record<string, unknown> =
     queues: parseQueueOptions(options.queues),
     replyQueue: options.replyQueue !== false,
   };
+}
+
+const TLS_QUERY = ['ssl_ca_certs', 'ssl_certfile', 'ssl_keyfile', 'ssl_cert_reqs'] as const;
+const TLS_OPTIONS = new Set([
+  'ca',
+  'cert',
+  'key',
+  'pfx',
+  'passphrase',
+  'rejectUnauthorized',
+  'servername',
+  'checkServerIdentity',
+  'minVersion',
+  'maxVersion',
+  'ciphers',
+]);
+
+/**
+ * TLS options of an amqps:// URL: Celery's query names (PEM file paths, read here), then
+ * `brokerOptions.tls` (Node's `tls.connect` options) over them. No `servername` unless given: with
+ * `hosts`, each host is verified under its own name.
+ */
+function tlsOptions(q: URLSearchParams, option: unknown, tls: boolean): ConnectionOptions {
+  const inQuery = TLS_QUERY.filter((name) => q.has(name));
+  if (!tls) {
+    if (inQuery.length)
+      throw new ConfigError(`broker URL ?${inQuery[0]}`, 'TLS options need an amqps:// URL');
+    if (option !== undefined) throw new ConfigError('brokerOptions.tls', 'TLS options need an amqps:// URL');
+    return {};
+  }
+  const out: ConnectionOptions = {};
+  const read = (name: (typeof TLS_QUERY)[number]): Buffer | undefined => {
+    const path = q.get(name);
+    if (!path) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (cause) {
+      throw new ConfigError(`broker URL ?${name}`, `cannot read '${path}'`, { cause });
+    }
+  };
+  const ca = read('ssl_ca_certs');
+  const cert = read('ssl_certfile');
+  const key = read('ssl_keyfile');
+  if (ca) out.ca = ca;
+  if (cert) out.cert = cert;
+  if (key) out.key = key;
+  const reqs = q.get('ssl_cert_reqs')?.toLowerCase();
+  if (reqs !== undefined) {
+    if (!['none', 'cert_none', 'optional', 'cert_optional', 'required', 'cert_required'].includes(reqs))
+      throw new ConfigError(
+        'broker URL ?ssl_cert_reqs',
+        `expected none, optional or required, got '${reqs}'`,
+      );
+    out.rejectUnauthorized = !reqs.endsWith('none');
+  }
+  if (option === undefined) return out;
+  if (typeof option !== 'object' || option === null || Array.isArray(option))
+    throw new ConfigError(
+      'brokerOptions.tls',
+      `expected Node tls.connect options ({ ca, cert, key, rejectUnauthorized, … }), got ${JSON.stringify(option)}`,
+    );
+  for (const k of Object.keys(option))
+    if (!TLS_OPTIONS.has(k))
+      throw new ConfigError(
+        `brokerOptions.tls.${k}`,
+        `unknown option (known: ${[...TLS_OPTIONS].join(', ')})`,
+      );
+  return { ...out, ...(option as ConnectionOptions) };
 }
 
 function parseQueueOptions(value: unknown): AmqpSettings['queues'] {

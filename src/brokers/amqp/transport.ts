@@ -97,8 +97,10 @@ export class AmqpTransport implements Transport, ConsumerHost {
   private sequence = 0;
   private downSince: number | undefined;
   private lastError: string | undefined;
+  private lastFailure: unknown;
   private blocked: string | undefined;
   private connecting: Promise<void> | undefined;
+  private abortConnect: (() => void) | undefined;
 
   constructor(
     readonly settings: AmqpSettings,
@@ -124,7 +126,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
         username: s.username,
         password: s.password,
         vhost: s.vhost,
-        tls: s.tls,
+        tls: s.tls ? s.tlsOptions : false,
         ...(s.hosts.length ? { hosts: [`${s.hostname}:${s.port}`, ...s.hosts] } : {}),
         heartbeat: s.heartbeatS,
         connectionName: s.connectionName,
@@ -139,10 +141,12 @@ export class AmqpTransport implements Transport, ConsumerHost {
         if (this.lastError) this.log('info', 'amqp: connected again', { broker: this.label });
         this.downSince = undefined;
         this.lastError = undefined;
+        this.lastFailure = undefined;
         this.topology.reset();
       });
       conn.on('error', (err: unknown) => {
-        this.lastError = String((err as Error)?.message ?? err);
+        this.lastError = errorText(err);
+        this.lastFailure = err;
         if (!conn.ready) this.downSince ??= Date.now();
         this.log('warn', 'amqp: connection error', { broker: this.label, error: this.lastError });
       });
@@ -163,18 +167,51 @@ export class AmqpTransport implements Transport, ConsumerHost {
     return this.connection;
   }
 
+  /**
+   * Waits for the connection, up to `publishTimeout`. Rejects with ConnectionError naming the broker
+   * (credentials redacted) and the last connection error; at once, without waiting, when the
+   * server's TLS certificate does not verify and there is no other host to try (rabbitmq-client
+   * would retry it forever).
+   */
   async connect(): Promise<void> {
     const conn = this.conn();
     if (conn.ready) return;
-    this.connecting ??= conn.onConnect(this.settings.publishTimeoutMs, true).finally(() => {
+    this.connecting ??= new Promise<void>((resolve, reject) => {
+      const ms = this.settings.publishTimeoutMs;
+      const fatal = (err: unknown): boolean => isCertificateError(err) && this.settings.hosts.length === 0;
+      const done = (err?: unknown): void => {
+        clearTimeout(timer);
+        conn.off('connection', onConnection);
+        conn.off('error', onError);
+        this.abortConnect = undefined;
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const onConnection = (): void => done();
+      const onError = (err: unknown): void => {
+        if (fatal(err)) done(err);
+      };
+      const timer = setTimeout(() => {
+        const last = this.lastFailure;
+        done(new Error(`no connection within ${ms} ms${last ? `: ${errorText(last)}` : ''}`));
+      }, ms);
+      this.abortConnect = () => done(new ClosedError(`amqp transport '${this.label}'`));
+      conn.on('connection', onConnection);
+      conn.on('error', onError);
+      // rabbitmq-client reports only the first failure of a series: it may have come before this call.
+      if (fatal(this.lastFailure)) done(this.lastFailure);
+    }).finally(() => {
       this.connecting = undefined;
     });
     try {
       await this.connecting;
     } catch (err) {
-      throw new ConnectionError(`cannot connect to RabbitMQ at ${this.label}: ${String(err)}`, {
-        cause: err,
-      });
+      if (err instanceof ClosedError) throw err;
+      const why = isCertificateError(err)
+        ? `TLS: the server's certificate was not verified (${errorText(err)}); give the CA that signed it with ` +
+          '?ssl_ca_certs=<PEM file> or brokerOptions.tls.ca'
+        : errorText(err);
+      throw new ConnectionError(`cannot connect to RabbitMQ at ${this.label}: ${why}`, { cause: err });
     }
   }
 
@@ -540,6 +577,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.abortConnect?.();
     unregisterSource(this);
     for (const c of this.consumers) await c.close();
     this.consumers.clear();
@@ -561,6 +599,33 @@ export class AmqpTransport implements Transport, ConsumerHost {
   consumerChannels(): Channel[] {
     return [...this.consumers].map((c) => c.currentChannel).filter((ch): ch is Channel => ch !== undefined);
   }
+}
+
+/** Node's codes for a server certificate that does not verify (retrying cannot help until the configuration changes). */
+const CERTIFICATE_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+function isCertificateError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && CERTIFICATE_CODES.has(code);
+}
+
+/** An error as one line: its code (when it has one) and message. */
+function errorText(err: unknown): string {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  return typeof e?.code === 'string' && !message.includes(e.code) ? `${e.code}: ${message}` : message;
 }
 
 /** Headers for the next hop of a delayed message: RabbitMQ's x-death history dropped, ours kept. */
