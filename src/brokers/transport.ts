@@ -84,12 +84,18 @@ export interface OutgoingMessage {
 export interface ConsumeOptions {
   /** Upper bound on unsettled deliveries held by this consumer (≥ 1). */
   prefetch: number;
+  /**
+   * A hint for transports that fetch (pull) rather than receive pushed messages: while fewer than
+   * this many credits are free, wait for more and fetch them in one round trip. The worker sets it
+   * to half its reserve beyond the running tasks, so waiting never leaves a pool slot idle. Default 1.
+   */
+  batch?: number;
 }
 
 /** A running consumer. */
 export interface Consumer {
-  /** Changes the prefetch credit (for autoscaling / pool grow-shrink). */
-  setPrefetch(prefetch: number): void;
+  /** Changes the prefetch credit (for autoscaling / pool grow-shrink / automatic prefetch), and the batch hint. */
+  setPrefetch(prefetch: number, batch?: number): void;
   /**
    * Stops delivering new messages. Deliveries already handed out stay owned by the caller until it
    * settles them; anything fetched but not yet handed out goes back to its queue.

@@ -9,12 +9,16 @@ import type { CliIO } from './io.js';
 import type { ConnectionFlags } from './options.js';
 import { connectionOptions, integer, LOG_LEVELS, list, seconds } from './options.js';
 
+/** `--prefetch`: an integer ≥ 0, or `auto`. */
+const prefetchValue = (value: string): number | 'auto' =>
+  value.trim() === 'auto' ? 'auto' : integer(0)(value);
+
 interface WorkerFlags extends ConnectionFlags {
   queues?: string[];
   concurrency?: number;
   name?: string;
   loglevel?: string;
-  prefetch?: number;
+  prefetch?: number | 'auto';
   healthPort?: number;
   metricsPort?: number;
   shutdownTimeout?: number;
@@ -35,7 +39,11 @@ export function registerWorker(program: Command, io: CliIO, done: (code: number)
       )
       .option('-c, --concurrency <n>', 'tasks run at once (default: 10)', integer(1))
       .option('-n, --name <name>', 'node name (default: celeriac@<hostname>)')
-      .option('--prefetch <n>', 'messages reserved beyond the running ones (default: 1)', integer(0))
+      .option(
+        '--prefetch <n>',
+        "messages reserved beyond the running ones: a number, or 'auto' (default)",
+        prefetchValue,
+      )
       .option(
         '--autoscale <max,min>',
         'grow concurrency up to MAX under a backlog, shrink to MIN when idle',

@@ -315,8 +315,8 @@ function decodeEmbed(raw: unknown): Embed {
     chain: signatures(src, 'chain'),
     chord: chord as SignatureJson | null,
   };
-  for (const [key, value] of Object.entries(src)) {
-    if (!(EMBED_ORDER as readonly string[]).includes(key)) embed[key] = value;
+  for (const key in src) {
+    if (Object.hasOwn(src, key) && !(EMBED_ORDER as readonly string[]).includes(key)) embed[key] = src[key];
   }
   return embed;
 }
@@ -365,8 +365,8 @@ function decodeHeaders(
     origin: optString(raw, 'origin') ?? '',
     ignore_result: ignore === true,
   };
-  for (const [key, value] of Object.entries(raw)) {
-    if (!PROTOCOL_HEADERS.has(key)) headers[key] = value;
+  for (const key in raw) {
+    if (Object.hasOwn(raw, key) && !PROTOCOL_HEADERS.has(key)) headers[key] = raw[key];
   }
   return headers;
 }

@@ -100,8 +100,9 @@ export function kombuQueueKeys(queue: string): string[] {
  */
 export function toKombuEnvelope(wire: WireMessage, address: KombuAddress): string {
   const properties: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(wire.properties)) {
-    if (!ENVELOPE_PROPERTIES.has(key)) properties[key] = value;
+  for (const key in wire.properties) {
+    if (Object.hasOwn(wire.properties, key) && !ENVELOPE_PROPERTIES.has(key))
+      properties[key] = wire.properties[key];
   }
   properties.delivery_info = address.redelivered
     ? { exchange: address.exchange, routing_key: address.routingKey, redelivered: true }
@@ -180,8 +181,8 @@ export function fromKombuEnvelope(raw: string): KombuDelivery {
 
   const info = isRecord(props.delivery_info) ? props.delivery_info : {};
   const properties: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(props)) {
-    if (!ENVELOPE_PROPERTIES.has(key)) properties[key] = value;
+  for (const key in props) {
+    if (Object.hasOwn(props, key) && !ENVELOPE_PROPERTIES.has(key)) properties[key] = props[key];
   }
   const wirePriority = typeof props.priority === 'number' ? props.priority : 0;
   const contentType = env['content-type'];

@@ -53,6 +53,11 @@ export class TypedEmitter<M extends object> {
     return this;
   }
 
+  /** @internal True when someone listens to `event` (so a hot path can skip building its payload). */
+  listening<K extends keyof M & string>(event: K): boolean {
+    return this.#emitter.listenerCount(event) > 0;
+  }
+
   /** @internal */
   emit<K extends keyof M & string>(event: K, payload: M[K]): void {
     if (this.#emitter.listenerCount(event) > 0) this.#emitter.emit(event, payload);

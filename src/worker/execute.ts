@@ -5,6 +5,7 @@ import { CeleriacError, Ignore, Reject, Retry, SoftTimeLimitExceeded, TimeLimitE
 import { withRunSpan } from '../observability/tracing.js';
 import type { TaskState } from '../results/meta.js';
 import type { Task } from '../task.js';
+import { LazyAbortController } from './abort.js';
 import type { ResolvedRetry } from './backoff.js';
 import { resolveRetry, retryDelay } from './backoff.js';
 
@@ -51,11 +52,11 @@ export interface RunInput {
 export async function runTask(input: RunInput): Promise<Outcome> {
   const { task } = input;
   const policy = resolveRetry(task.options.retry);
-  const controller = input.controller ?? new AbortController();
+  const controller = input.controller ?? new LazyAbortController();
   const external = input.controller ? undefined : input.external;
   const onExternal = () => controller.abort(external?.reason);
   external?.addEventListener('abort', onExternal, { once: true });
-  const ctx = makeContext(input, controller.signal, policy);
+  const ctx = makeContext(input, controller, policy);
   const timers: NodeJS.Timeout[] = [];
   if (input.limits.softMs !== null) {
     const ms = input.limits.softMs;
@@ -111,7 +112,7 @@ function classify(err: unknown, input: RunInput, policy: ResolvedRetry): Outcome
   return { kind: 'failure', error };
 }
 
-function makeContext(input: RunInput, signal: AbortSignal, policy: ResolvedRetry): TaskContext {
+function makeContext(input: RunInput, controller: AbortController, policy: ResolvedRetry): TaskContext {
   return {
     id: input.id,
     name: input.task.name,
@@ -122,7 +123,9 @@ function makeContext(input: RunInput, signal: AbortSignal, policy: ResolvedRetry
     queue: input.queue,
     hostname: input.hostname,
     event: input.event,
-    signal,
+    get signal() {
+      return controller.signal;
+    },
     retry(options = {}) {
       const max = options.maxRetries ?? policy.max;
       if (input.retries >= max) {

@@ -12,6 +12,7 @@ import type { Publisher } from '../publisher/publisher.js';
 import { failureMeta, retryMeta, revokedMeta, stateMeta, successMeta } from '../results/exceptions.js';
 import type { ResultMeta } from '../results/meta.js';
 import type { ResultSink } from '../results/sink.js';
+import { LazyAbortController } from './abort.js';
 import type { WorkerEventMap } from './events.js';
 import { TypedEmitter } from './events.js';
 import type { Outcome } from './execute.js';
@@ -19,11 +20,16 @@ import { errbackRequests, followUps, retryRequest } from './follow-ups.js';
 import type { Pool, PoolKind } from './pool.js';
 import { POOL_KINDS } from './pool.js';
 import { createPool } from './pools/index.js';
+import { AutoPrefetch } from './prefetch.js';
 import type { Job, Refusal } from './prepare.js';
 import { isRefusal, prepare } from './prepare.js';
 import type { Rate } from './rate-limit.js';
 import { parseRate, TokenBucket } from './rate-limit.js';
 import { RecentSet } from './recent.js';
+
+/** `prefetch: 'auto'`: the reserve covers this much work at the recent rate, re-sized this often. */
+const AUTO_PREFETCH_WINDOW_MS = 10;
+const AUTO_PREFETCH_TICK_MS = 100;
 
 /** Options of `app.worker()`. */
 export interface WorkerOptions {
@@ -35,8 +41,13 @@ export interface WorkerOptions {
   pool?: PoolKind;
   /** Sizes of the other pools that tasks ask for. Default: the number of CPUs. */
   poolSizes?: Partial<Record<PoolKind, number>>;
-  /** Messages reserved beyond the pools' sizes (so a long task never holds many back). Default: 1. */
-  prefetch?: number;
+  /**
+   * Messages reserved beyond the pools' sizes. Default `'auto'`: about 10 ms of work at the
+   * worker's recent rate, at least 1 (so a long task holds at most one message back) and at most
+   * 4 × the pools' sizes (see `worker/prefetch.ts`). A number fixes it; 0 reserves nothing extra
+   * (strict fair dispatch for long tasks).
+   */
+  prefetch?: number | 'auto';
   /** Node name, `celeriac@<host>` by default (Celery's `-n`). */
   name?: string;
   /** An eta further away than this is parked in the broker instead of waiting in memory. Default 1s. */
@@ -90,7 +101,7 @@ interface Running {
   job: Job;
   pool: PoolKind;
   started: number;
-  abort: AbortController;
+  abort: LazyAbortController;
   /** Set when stop() gave up on the task: its late outcome is not settled. */
   abandoned: boolean;
 }
@@ -109,7 +120,9 @@ interface Running {
 export class Worker extends TypedEmitter<WorkerEventMap> {
   readonly hostname: string;
   readonly defaultPool: PoolKind;
-  readonly prefetch: number;
+  /** The fixed prefetch, or the automatic one (`prefetch: 'auto'`). */
+  readonly #prefetch: number | AutoPrefetch;
+  #prefetchTimer: NodeJS.Timeout | undefined;
   readonly #core: WorkerCore;
   readonly #options: WorkerOptions;
   readonly #log: Logger;
@@ -122,12 +135,16 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #consumers: Consumer[] = [];
   /** The transport each delivery came from (a worker may consume queues on several brokers). */
   readonly #owner = new WeakMap<Delivery, Transport>();
+  /** The broker of the first single-broker consume(): its deliveries get no #owner entry. */
+  #soleTransport: Transport | null = null;
   #mailbox: Mailbox | null = null;
   #revocationTimer: NodeJS.Timeout | undefined;
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   readonly #sizes: Record<PoolKind, number>;
   readonly #pools = new Map<PoolKind, Pool>();
   readonly #reserved: Record<PoolKind, Job[]> = { async: [], threads: [], process: [] };
+  /** Running tasks per pool (the members of #running, counted). */
+  readonly #busy: Record<PoolKind, number> = { async: 0, threads: 0, process: 0 };
   readonly #waiting = new Map<Job, NodeJS.Timeout>();
   readonly #running = new Set<Running>();
   #revoked = new Set<string>();
@@ -157,14 +174,17 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     const concurrency = options.concurrency ?? 10;
     if (!Number.isInteger(concurrency) || concurrency < 1)
       throw new ConfigError('concurrency', `expected an integer ≥ 1, got ${concurrency}`);
-    const prefetch = options.prefetch ?? 1;
-    if (!Number.isInteger(prefetch) || prefetch < 0)
-      throw new ConfigError('prefetch', `expected an integer ≥ 0, got ${prefetch}`);
+    const prefetch = options.prefetch ?? 'auto';
+    if (prefetch !== 'auto' && (!Number.isInteger(prefetch) || prefetch < 0))
+      throw new ConfigError('prefetch', `expected an integer ≥ 0 or 'auto', got ${String(prefetch)}`);
     const pool = options.pool ?? 'async';
     if (!POOL_KINDS.includes(pool))
       throw new ConfigError('pool', `expected one of ${POOL_KINDS.join(', ')}, got '${String(pool)}'`);
     this.defaultPool = pool;
-    this.prefetch = prefetch;
+    this.#prefetch =
+      prefetch === 'auto'
+        ? new AutoPrefetch(AUTO_PREFETCH_WINDOW_MS, () => Math.max(16, 4 * this.#poolCredit()))
+        : prefetch;
     const cpus = availableParallelism();
     this.#sizes = { async: cpus, threads: cpus, process: cpus, ...options.poolSizes, [pool]: concurrency };
     for (const [kind, size] of Object.entries(this.#sizes)) {
@@ -246,6 +266,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.#mailbox = await Mailbox.start(this, this.#transport, this.#log);
     this.#state = 'running';
     this.#watchRevocations();
+    this.#watchPrefetch();
     // Deliveries can arrive while consume() is starting: they were reserved meanwhile; run them now.
     this.#pumpAll();
     this.#log.info(
@@ -274,6 +295,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
     this.#state = 'stopping';
     clearInterval(this.#revocationTimer);
+    clearInterval(this.#prefetchTimer);
     await this.#mailbox?.stop();
     const timeoutMs = toMs(options.timeout ?? this.#shutdownMs, 'timeout');
     await Promise.all(
@@ -458,7 +480,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     const size = Math.max(1, Math.floor(concurrency));
     this.#sizes[this.defaultPool] = size;
     this.#pools.get(this.defaultPool)?.resize(size);
-    for (const c of this.#consumers) c.setPrefetch(this.#credit());
+    for (const c of this.#consumers) c.setPrefetch(this.#credit(), this.#fetchBatch());
     this.#pumpAll();
   }
 
@@ -501,13 +523,23 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   /** One consumer per broker; each delivery remembers the transport it came from, for settling. */
   async #consume(queues: readonly string[]): Promise<Consumer[]> {
     const consumers: Consumer[] = [];
-    for (const [broker, qs] of this.#brokersOfQueues(queues)) {
+    const byBroker = this.#brokersOfQueues(queues);
+    for (const [broker, qs] of byBroker) {
       const transport = await this.#core.transport(broker);
-      const onDelivery = (d: Delivery) => {
-        this.#owner.set(d, transport);
-        this.#onDelivery(d);
-      };
-      consumers.push(await transport.consume(qs, onDelivery, { prefetch: this.#credit() }));
+      // With one broker (the usual case) every delivery is its: no per-delivery bookkeeping. Once
+      // set, the sole transport stays the fallback of #transportOf (deliveries taken before an
+      // add_consumer on another broker have no #owner entry).
+      if (byBroker.size === 1) this.#soleTransport ??= transport;
+      const onDelivery =
+        byBroker.size === 1 && transport === this.#soleTransport
+          ? (d: Delivery) => this.#onDelivery(d)
+          : (d: Delivery) => {
+              this.#owner.set(d, transport);
+              this.#onDelivery(d);
+            };
+      consumers.push(
+        await transport.consume(qs, onDelivery, { prefetch: this.#credit(), batch: this.#fetchBatch() }),
+      );
     }
     return consumers;
   }
@@ -537,10 +569,36 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   // ---- consuming ----
 
-  #credit(): number {
+  /** Messages reserved beyond the running ones now (fixed, or the automatic value). */
+  get prefetch(): number {
+    return typeof this.#prefetch === 'number' ? this.#prefetch : this.#prefetch.value;
+  }
+
+  #poolCredit(): number {
     let total = 0;
     for (const kind of this.#poolKinds()) total += this.#sizes[kind];
-    return total + this.prefetch;
+    return total;
+  }
+
+  #credit(): number {
+    return this.#poolCredit() + this.prefetch;
+  }
+
+  /** The consumers' batch hint: half the reserve, so a slot never waits on a batch filling up. */
+  #fetchBatch(): number {
+    return Math.max(1, Math.floor(this.prefetch / 2));
+  }
+
+  /** With `prefetch: 'auto'`, re-sizes the reserve every tick from the recent completion rate. */
+  #watchPrefetch(): void {
+    const auto = this.#prefetch;
+    if (typeof auto === 'number') return;
+    this.#prefetchTimer = setInterval(() => {
+      if (auto.tick() === null) return;
+      const credit = this.#credit();
+      for (const c of this.#consumers) c.setPrefetch(credit, this.#fetchBatch());
+    }, AUTO_PREFETCH_TICK_MS);
+    this.#prefetchTimer.unref();
   }
 
   #poolKinds(): PoolKind[] {
@@ -565,15 +623,16 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       return;
     }
     const job = prepared;
-    this.emit('task-received', {
-      id: job.id,
-      name: job.name,
-      queue: delivery.queue,
-      retries: job.retries,
-      eta: job.message.headers.eta,
-      headers: job.message.headers,
-      at: Date.now(),
-    });
+    if (this.listening('task-received'))
+      this.emit('task-received', {
+        id: job.id,
+        name: job.name,
+        queue: delivery.queue,
+        retries: job.retries,
+        eta: job.message.headers.eta,
+        headers: job.message.headers,
+        at: Date.now(),
+      });
     if (this.#revoked.has(job.id)) {
       void this.#revoke(job, 'revoked');
       return;
@@ -632,11 +691,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #pump(kind: PoolKind): void {
     const queue = this.#reserved[kind];
     if (this.#state !== 'running' || !queue.length) return;
-    let busy = 0;
-    for (const r of this.#running) if (r.pool === kind) busy++;
-    while (busy < this.#sizes[kind] && queue.length) {
+    while (this.#busy[kind] < this.#sizes[kind] && queue.length) {
       void this.#execute(queue.shift() as Job, kind);
-      busy++;
     }
   }
 
@@ -645,10 +701,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       job,
       pool: kind,
       started: Date.now(),
-      abort: new AbortController(),
+      abort: new LazyAbortController(),
       abandoned: false,
     };
     this.#running.add(running);
+    this.#busy[kind]++;
     const { task, delivery } = job;
     const log = new TaskLog(this.#log, job);
     try {
@@ -673,13 +730,14 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       if (task.options.trackStarted ?? this.#core.config.trackStarted) {
         await this.#store(job, stateMeta(job.id, 'STARTED', { pid: process.pid, hostname: this.hostname }));
       }
-      this.emit('task-started', {
-        id: job.id,
-        name: job.name,
-        queue: delivery.queue,
-        retries: job.retries,
-        at: running.started,
-      });
+      if (this.listening('task-started'))
+        this.emit('task-started', {
+          id: job.id,
+          name: job.name,
+          queue: delivery.queue,
+          retries: job.retries,
+          at: running.started,
+        });
       const outcome = await (this.#pools.get(kind) as Pool).run({
         task,
         id: job.id,
@@ -691,23 +749,40 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         hostname: this.hostname,
         event: job.event,
         limits: this.#limitsOf(job),
-        signal: running.abort.signal,
+        get signal() {
+          return running.abort.signal;
+        },
         controller: running.abort,
         updateState: (state, meta) => this.#store(job, stateMeta(job.id, state, meta)),
       });
       if (running.abandoned) return;
-      if (this.#revoked.has(job.id) && running.abort.signal.aborted)
-        return await this.#revoke(job, 'revoked');
-      await this.#finish(job, outcome, Date.now() - running.started, acksLate, log);
+      if (this.#revoked.has(job.id) && running.abort.aborted) return await this.#revoke(job, 'revoked');
+      // The handler is done: its slot goes to the next task now, while this one stores its result
+      // and acks (counted as settling, so stop() still waits for it; the unacked message still
+      // holds its prefetch credit, so this phase stays bounded).
+      this.#settling++;
+      try {
+        this.#release(running);
+        await this.#finish(job, outcome, Date.now() - running.started, acksLate, log);
+      } finally {
+        this.#settling--;
+      }
     } catch (err) {
       // Only infrastructure errors land here (a broker or sink that failed while settling). The
       // delivery stays unsettled, so the broker redelivers it: nothing is lost.
       log.error({ err }, 'could not settle task; it will be redelivered');
     } finally {
-      this.#running.delete(running);
-      this.#pump(kind);
+      this.#release(running);
       this.#checkIdle();
     }
+  }
+
+  /** Frees a running task's pool slot (once) and starts the next reserved task. */
+  #release(running: Running): void {
+    if (!this.#running.delete(running)) return;
+    this.#busy[running.pool]--;
+    if (typeof this.#prefetch !== 'number') this.#prefetch.completed();
+    this.#pump(running.pool);
   }
 
   /** [hard, soft] from the message (seconds), else the run-time override, else the task's option. */
@@ -739,13 +814,17 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     const ack = () => (acksLate ? this.#settle(delivery, 'ack') : Promise.resolve());
     switch (outcome.kind) {
       case 'success': {
-        const next = followUps(job, outcome.value, queueOf);
-        await this.#store(job, () =>
-          successMeta(job.id, outcome.value, this.#extended(job, { children: next.children })),
-        );
-        if (next.requests.length)
+        const { embed } = job.message;
+        if (embed.chain?.length || embed.callbacks?.length) {
+          const next = followUps(job, outcome.value, queueOf);
+          await this.#store(job, () =>
+            successMeta(job.id, outcome.value, this.#extended(job, { children: next.children })),
+          );
           await this.#core.publisher.publishMany(next.requests.map((request) => ({ request })));
-        await ack();
+        } else if (this.#storesResult(job)) {
+          await this.#store(job, successMeta(job.id, outcome.value, this.#extended(job, { children: [] })));
+        }
+        if (acksLate) await this.#settle(delivery, 'ack');
         this.#recent.add(job.id);
         this.stats.succeeded++;
         log.debug({ runtimeMs }, 'task succeeded');
@@ -892,6 +971,10 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   }
 
   /** Stores a result state, unless the task's results are ignored (then the meta is not even built). */
+  #storesResult(job: Job): boolean {
+    return this.#sink !== null && !job.message.headers.ignore_result && !job.task.options.ignoreResult;
+  }
+
   async #store(job: Job, meta: ResultMeta | (() => ResultMeta)): Promise<void> {
     if (!this.#sink || job.message.headers.ignore_result || job.task.options.ignoreResult) return;
     await this.#sink.store(typeof meta === 'function' ? meta() : meta, {
@@ -921,7 +1004,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   }
 
   #transportOf(delivery: Delivery): Transport {
-    return this.#owner.get(delivery) ?? (this.#transport as Transport);
+    return this.#owner.get(delivery) ?? this.#soleTransport ?? (this.#transport as Transport);
   }
 
   async #settle(delivery: Delivery, how: 'ack' | 'requeue' | 'dead', reason = ''): Promise<void> {

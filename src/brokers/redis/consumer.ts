@@ -23,6 +23,8 @@ import type { RedisTransport } from './transport.js';
 export class RedisConsumer {
   cancelled = false;
   private prefetch: number;
+  /** Fetch at least this many at once while that many credits are not free (ConsumeOptions.batch). */
+  private batch: number;
   private unsettled = 0;
   private rotation = 0;
   private creditWaiter: (() => void) | undefined;
@@ -39,16 +41,19 @@ export class RedisConsumer {
     readonly queues: string[],
     private readonly onDelivery: (delivery: Delivery) => void,
     prefetch: number,
+    batch = 1,
   ) {
     this.prefetch = prefetch;
+    this.batch = batch;
   }
 
   start(): void {
     this.loop = this.run().finally(() => this.resolveClosed());
   }
 
-  setPrefetch(prefetch: number): void {
+  setPrefetch(prefetch: number, batch?: number): void {
     this.prefetch = prefetch;
+    if (batch !== undefined) this.batch = batch;
     this.wakeCredit();
   }
 
@@ -103,6 +108,11 @@ export class RedisConsumer {
       if (failures > 0) {
         await sleep(Math.min(100 * 2 ** Math.min(failures, 5), 2000));
         if (this.cancelled) break;
+      }
+      // Enough in hand: let the credit add up into one larger fetch.
+      if (credit < Math.min(this.batch, settings.fetchBatch, this.prefetch)) {
+        await this.waitCredit();
+        continue;
       }
       const lowWater = Math.min(settings.fetchBatch, Math.ceil(this.prefetch / 4));
       if (!yielded && this.unsettled > 0 && credit < lowWater) {
@@ -170,7 +180,8 @@ export class RedisConsumer {
       if (total >= want || this.cancelled) break;
       const k = [keys.unacked(group), keys.unackedIndex(group), keys.deliveries(group)];
       for (const q of queues) k.push(...keys.lists(q), keys.wake(q));
-      const reply = await client.celeriacFetch(
+      const acks = t.takeSettles(group);
+      const pending = client.celeriacFetch(
         k.length,
         ...k,
         score,
@@ -178,8 +189,15 @@ export class RedisConsumer {
         queues.length,
         'celeriac-unreadable-',
         ...queues.map((q) => JSON.stringify(q)),
+        acks.length,
+        ...acks.map((a) => a.tag),
       );
-      for (let i = 0; i + 3 < reply.length; i += 4) {
+      t.settling(
+        acks,
+        pending.then((r) => Number(r[0])),
+      );
+      const reply = await pending;
+      for (let i = 1; i + 3 < reply.length; i += 4) {
         const queue = queues[Number(reply[i]) - 1] as string;
         this.deliver(queue, String(reply[i + 1]), String(reply[i + 2]), Number(reply[i + 3]));
         total += 1;

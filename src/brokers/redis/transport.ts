@@ -29,6 +29,13 @@ import type { RedisEndpoint } from './url.js';
 export const WAKE_CAP = 64;
 /** Most tags per settle script call (Lua's unpack limit is a few thousand). */
 const SETTLE_CHUNK = 1000;
+
+/** An ack waiting for its script: the kombu tag, and the ack() promise's callbacks. */
+export interface PendingSettle {
+  tag: string;
+  done: () => void;
+  fail: (e: unknown) => void;
+}
 /** Most envelopes per LPUSH command. */
 const PUSH_CHUNK = 1000;
 
@@ -117,10 +124,7 @@ export class RedisTransport implements Transport {
   private backlog = 0;
   private flushScheduled = false;
   private inflight = new Set<Promise<void>>();
-  private settleBatch = new Map<
-    string,
-    Array<{ tag: string; done: () => void; fail: (e: unknown) => void }>
-  >();
+  private settleBatch = new Map<string, PendingSettle[]>();
   private settleScheduled = false;
   private closed = false;
 
@@ -377,16 +381,22 @@ export class RedisTransport implements Transport {
     }
     checkPrefetch(options.prefetch);
     this.redis();
-    const consumer = new RedisConsumer(this, [...new Set(queues)], onDelivery, options.prefetch);
+    const consumer = new RedisConsumer(
+      this,
+      [...new Set(queues)],
+      onDelivery,
+      options.prefetch,
+      options.batch,
+    );
     this.consumers.add(consumer);
     consumer.closed.finally(() => this.consumers.delete(consumer));
     void this.declare(consumer.queues).catch(() => {});
     this.maintenance?.watchQueues(consumer.queues);
     consumer.start();
     return {
-      setPrefetch: (prefetch) => {
+      setPrefetch: (prefetch, batch) => {
         checkPrefetch(prefetch);
-        consumer.setPrefetch(prefetch);
+        consumer.setPrefetch(prefetch, batch);
       },
       cancel: () => consumer.cancel(),
     };
@@ -434,7 +444,7 @@ export class RedisTransport implements Transport {
    * (restored after a lost lease, then taken again by us) holds its kombu tag now: then only the
    * local state is settled, Redis belongs to the newer one.
    */
-  private take(delivery: Delivery, what: string): Held & { current: boolean } {
+  private take(delivery: Delivery, what: string): { held: Held; current: boolean } {
     if (this.closed) throw new ClosedError(`redis transport '${this.label}'`);
     const held = this.held.get(delivery.tag);
     if (!held || held.delivery !== delivery) {
@@ -448,18 +458,19 @@ export class RedisTransport implements Transport {
     const current = this.holder.get(held.kombuTag) === delivery.tag;
     if (current) this.holder.delete(held.kombuTag);
     held.consumer.settled();
-    return { ...held, current };
+    return { held, current };
   }
 
   /** Acks are batched: every ack of the same tick goes out in one script call per key group. */
   ack(delivery: Delivery): Promise<void> {
-    let held: Held & { current: boolean };
+    let taken: { held: Held; current: boolean };
     try {
-      held = this.take(delivery, 'ack');
+      taken = this.take(delivery, 'ack');
     } catch (err) {
       return Promise.reject(err);
     }
-    if (!held.current) return Promise.resolve();
+    const { held, current } = taken;
+    if (!current) return Promise.resolve();
     const group = this.keys.group(held.delivery.queue);
     return new Promise<void>((done, fail) => {
       let list = this.settleBatch.get(group);
@@ -470,7 +481,9 @@ export class RedisTransport implements Transport {
       list.push({ tag: held.kombuTag, done, fail });
       if (!this.settleScheduled) {
         this.settleScheduled = true;
-        queueMicrotask(() => this.flushSettles());
+        // After this turn's I/O: the acks of a whole turn go in one script, or ride along with a
+        // fetch issued in the same turn (takeSettles).
+        setImmediate(() => this.flushSettles());
       }
     });
   }
@@ -481,39 +494,56 @@ export class RedisTransport implements Transport {
     this.settleBatch = new Map();
     const client = this.redis();
     for (const [group, list] of batches) {
-      const q = group === '' ? '' : group;
-      const keys = [this.keys.unacked(q), this.keys.unackedIndex(q), this.keys.deliveries(q)];
+      const keys = [this.keys.unacked(group), this.keys.unackedIndex(group), this.keys.deliveries(group)];
       for (let i = 0; i < list.length; i += SETTLE_CHUNK) {
         const chunk = list.slice(i, i + SETTLE_CHUNK);
-        const job = client
-          .celeriacSettle(3, ...keys, ...chunk.map((c) => c.tag))
-          .then((held) => {
-            if (held < chunk.length) {
-              this.log(
-                'warn',
-                'redis broker: acked deliveries whose lease had run out (they were restored and may run again)',
-                {
-                  lost: chunk.length - held,
-                },
-              );
-            }
-            for (const c of chunk) c.done();
-          })
-          .catch((err: unknown) => {
-            for (const c of chunk)
-              c.fail(
-                new ConnectionError(`redis broker ${this.label}: ack failed: ${String(err)}`, { cause: err }),
-              );
-          });
-        const tracked = job.finally(() => this.inflight.delete(tracked));
-        this.inflight.add(tracked);
+        this.settling(chunk, client.celeriacSettle(3, ...keys, ...chunk.map((c) => c.tag)));
       }
     }
   }
 
+  /**
+   * Hands the acks of this moment for `group` to a fetch about to run (fetch.lua settles them
+   * first, in the same round trip); at most SETTLE_CHUNK. The fetch reports the outcome through
+   * `settling()`.
+   */
+  takeSettles(group: string): PendingSettle[] {
+    const list = this.settleBatch.get(group);
+    if (!list) return [];
+    if (list.length <= SETTLE_CHUNK) {
+      this.settleBatch.delete(group);
+      return list;
+    }
+    return list.splice(0, SETTLE_CHUNK);
+  }
+
+  /** Resolves or fails a chunk of acks when the script that settles them (`held`: how many were still held) answers. */
+  settling(chunk: PendingSettle[], reply: Promise<number>): void {
+    if (chunk.length === 0) return;
+    const job = reply
+      .then((held) => {
+        if (held < chunk.length) {
+          this.log(
+            'warn',
+            'redis broker: acked deliveries whose lease had run out (they were restored and may run again)',
+            { lost: chunk.length - held },
+          );
+        }
+        for (const c of chunk) c.done();
+      })
+      .catch((err: unknown) => {
+        for (const c of chunk)
+          c.fail(
+            new ConnectionError(`redis broker ${this.label}: ack failed: ${String(err)}`, { cause: err }),
+          );
+      });
+    const tracked = job.finally(() => this.inflight.delete(tracked));
+    this.inflight.add(tracked);
+  }
+
   async requeue(delivery: Delivery): Promise<void> {
-    const held = this.take(delivery, 'requeue');
-    if (!held.current) return;
+    const { held, current } = this.take(delivery, 'requeue');
+    if (!current) return;
     const q = held.delivery.queue;
     const payload = redeliveredText(held.raw);
     await this.redis().celeriacRequeue(
@@ -531,8 +561,8 @@ export class RedisTransport implements Transport {
   async defer(delivery: Delivery, notBefore: number): Promise<void> {
     if (!Number.isFinite(notBefore))
       throw new PayloadError('notBefore', `expected epoch milliseconds, got ${notBefore}`);
-    const held = this.take(delivery, 'defer');
-    if (!held.current) return;
+    const { held, current } = this.take(delivery, 'defer');
+    if (!current) return;
     const q = held.delivery.queue;
     await this.redis().celeriacDefer(
       3,
@@ -547,8 +577,8 @@ export class RedisTransport implements Transport {
   }
 
   async deadLetter(delivery: Delivery, reason: string): Promise<void> {
-    const held = this.take(delivery, 'deadLetter');
-    if (!held.current) return;
+    const { held, current } = this.take(delivery, 'deadLetter');
+    if (!current) return;
     const q = held.delivery.queue;
     const record = JSON.stringify({
       id: held.kombuTag,

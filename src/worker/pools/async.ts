@@ -23,9 +23,8 @@ export class AsyncPool implements Pool {
   async start(): Promise<void> {}
 
   run(run: PoolRun): Promise<Outcome> {
-    return runTask(
-      run.controller ? { ...run, controller: run.controller } : { ...run, external: run.signal },
-    );
+    // Passed as is (no spread): a spread would read `signal` and create it for nothing.
+    return runTask(run.controller ? run : { ...run, external: run.signal });
   }
 
   resize(size: number): void {

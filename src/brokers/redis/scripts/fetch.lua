@@ -27,13 +27,23 @@ ARGV[2]           MAX messages to take
 ARGV[3]           Q, the number of queues
 ARGV[4]           prefix for synthetic tags of unreadable messages
 ARGV[4+q]         name of queue q as a JSON string (the routing key in the unacked value)
-Returns           flat array: for each message, queue number q, envelope, delivery_tag, deliveries
-                  before this one (0 on first delivery)
+ARGV[5+Q]         S, the number of acks riding along (0 for none)
+ARGV[6+Q..5+Q+S]  delivery tags to settle first, exactly as settle.lua does (the consumer hands the
+                  acks of the moment to its next fetch, so a busy worker needs one round trip per
+                  batch, not two)
+Returns           flat array: how many of the S tags were still held, then for each message, queue
+                  number q, envelope, delivery_tag, deliveries before this one (0 on first delivery)
 ]]
 local score = ARGV[1]
 local max = tonumber(ARGV[2])
 local nq = tonumber(ARGV[3])
-local out = {}
+local ns = tonumber(ARGV[5 + nq])
+local out = {0}
+if ns > 0 then
+  out[1] = redis.call('HDEL', KEYS[1], unpack(ARGV, 6 + nq, 5 + nq + ns))
+  redis.call('ZREM', KEYS[2], unpack(ARGV, 6 + nq, 5 + nq + ns))
+  redis.call('HDEL', KEYS[3], unpack(ARGV, 6 + nq, 5 + nq + ns))
+end
 local got = 0
 
 local hset = {}
@@ -96,7 +106,7 @@ if got > 0 then
   redis.call('ZADD', KEYS[2], unpack(zadd))
   local before = redis.call('HMGET', KEYS[3], unpack(tags))
   for i = 1, got do
-    out[4 * i] = before[i] or 0
+    out[1 + 4 * i] = before[i] or 0
   end
 end
 

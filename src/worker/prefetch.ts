@@ -1,0 +1,59 @@
+/**
+ * The automatic prefetch (`prefetch: 'auto'`, the default): how many messages a worker reserves
+ * beyond the ones it runs, sized to about `windowMs` of work at the rate the worker has been
+ * finishing tasks lately (a bandwidth-delay product: enough to cover a fetch round trip, so a
+ * worker running short tasks never waits for the broker, and no more).
+ *
+ * - Long tasks finish slowly, so the reserve stays at its floor of 1 (a long task holds at most one
+ *   message back, as `prefetch: 1` does). Set `prefetch: 0` for strict fair dispatch.
+ * - Short tasks finish fast: at 20,000 tasks/s a 10 ms window reserves 200, fetched in few round
+ *   trips.
+ * - The ceiling is 4 × the pools' sizes (Celery's default `worker_prefetch_multiplier`), at least 16.
+ * - The rate is an exponential average over ticks, so it follows a change of workload within a few
+ *   ticks; when tasks stop finishing, it halves every tick.
+ */
+export class AutoPrefetch {
+  #completed = 0;
+  #rate = 0;
+  #last: number;
+  #value = 1;
+
+  constructor(
+    private readonly windowMs: number,
+    private readonly ceiling: () => number,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.#last = this.now();
+  }
+
+  /** The current reserve (≥ 1). */
+  get value(): number {
+    return this.#value;
+  }
+
+  /** A task finished (any outcome). */
+  completed(): void {
+    this.#completed += 1;
+  }
+
+  /**
+   * Folds the completions since the last tick into the rate and returns the new reserve when it
+   * moved enough to be worth telling the broker (≥ 25%, or to/from the floor), else null.
+   */
+  tick(): number | null {
+    const t = this.now();
+    const elapsed = t - this.#last;
+    if (elapsed <= 0) return null;
+    this.#last = t;
+    const instant = (this.#completed * 1000) / elapsed;
+    this.#completed = 0;
+    this.#rate = this.#rate === 0 ? instant : 0.5 * this.#rate + 0.5 * instant;
+    const wanted = Math.max(1, Math.min(this.ceiling(), Math.round((this.#rate * this.windowMs) / 1000)));
+    const previous = this.#value;
+    if (wanted === previous) return null;
+    const moved = Math.abs(wanted - previous) / previous >= 0.25 || wanted === 1 || previous === 1;
+    if (!moved) return null;
+    this.#value = wanted;
+    return wanted;
+  }
+}
