@@ -2,16 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisTransport } from '../../../src/brokers/redis/transport.js';
 import { parseRedisUrl } from '../../../src/brokers/redis/url.js';
-import {
-  PIDBOX_EXCHANGE,
-  REPLY_EXCHANGE,
-  replyMessage,
-  requestMessage,
-} from '../../../src/control/protocol.js';
-import { Celeriac } from '../../../src/index.js';
+import { PIDBOX_EXCHANGE, REPLY_EXCHANGE, replyMessage } from '../../../src/control/protocol.js';
 import { fromKombuEnvelope } from '../../../src/messages/kombu.js';
-import type { WireMessage } from '../../../src/messages/types.js';
-import { runCli } from '../../unit/cli/helpers.js';
+import { describeControlCli, expectCeleryevTopics, pingRequest } from '../../helpers/control-scenarios.js';
 import { inspector, REDIS_HOST, REDIS_PORT } from '../redis/helpers.js';
 import { controlSuite } from './suite.js';
 
@@ -47,19 +40,7 @@ function transport(prefix = ''): RedisTransport {
   return new RedisTransport(parseRedisUrl(url), url.href, {});
 }
 
-const ping = (oid: string): WireMessage =>
-  requestMessage(
-    {
-      method: 'ping',
-      arguments: {},
-      destination: null,
-      pattern: null,
-      matcher: null,
-      ticket: 't-1',
-      reply_to: { exchange: REPLY_EXCHANGE, routing_key: oid },
-    },
-    { clock: 1, timeoutMs: 1000, priority: 9 },
-  );
+const ping = (oid: string) => pingRequest(oid, 9);
 
 describe('redis fanout and revocations: kombu layout', () => {
   it('publishes fanout messages on /<db>.<exchange>[/<rk>] with the kombu envelope, global_keyprefix first', async () => {
@@ -94,26 +75,13 @@ describe('redis fanout and revocations: kombu layout', () => {
     }
   });
 
-  it('subscribes with # → *, checks topic semantics, and both "" and # receive every routing key', async () => {
+  it('subscribes with # → * (psubscribe); topic semantics, "" and # receive every routing key', async () => {
     const t = transport('sub:');
-    const got: Record<string, string[]> = { all: [], hash: [], task: [], exact: [] };
-    const offs = await Promise.all([
-      t.fanout.subscribe('celeryev', '', (_m, rk) => got.all?.push(rk)),
-      t.fanout.subscribe('celeryev', '#', (_m, rk) => got.hash?.push(rk)),
-      t.fanout.subscribe('celeryev', 'task.*', (_m, rk) => got.task?.push(rk)),
-      t.fanout.subscribe('celeryev', 'worker.heartbeat', (_m, rk) => got.exact?.push(rk)),
-    ]);
     try {
-      expect(await redis.pubsub('NUMPAT')).toBeGreaterThanOrEqual(4);
-      for (const rk of ['', 'task.sent', 'task.a.b', 'worker.heartbeat'])
-        await t.fanout.publish('celeryev', rk, ping('x'));
-      await until(() => (got.all?.length ?? 0) === 4 && (got.hash?.length ?? 0) === 4);
-      await new Promise((r) => setTimeout(r, 100));
-      expect(got.all?.sort()).toEqual(['', 'task.a.b', 'task.sent', 'worker.heartbeat']);
-      expect(got.task).toEqual(['task.sent']);
-      expect(got.exact).toEqual(['worker.heartbeat']);
+      await expectCeleryevTopics(t.fanout, async () => {
+        expect(await redis.pubsub('NUMPAT')).toBeGreaterThanOrEqual(4);
+      });
     } finally {
-      for (const off of offs) await off();
       await t.close();
     }
   });
@@ -188,46 +156,7 @@ async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
   }
 }
 
-describe('celeriac inspect / control (CLI) against a Celeriac worker over Redis', () => {
-  it('prints tables and JSON keyed by node, changes the pool, and exits 1 / 2 on no reply / bad input', async () => {
-    const url = prefixed(`cli-${randomUUID().slice(0, 8)}:`);
-    const app = new Celeriac({ broker: url, results: base, logger: 'silent' });
-    app.task('tasks.add', (a: number, b: number) => a + b);
-    const worker = app.worker({ name: 'cli@test', concurrency: 2, queues: ['celery'] });
-    await worker.start();
-    try {
-      const ping = await runCli(['inspect', 'ping', '-b', url]);
-      expect(ping.code, ping.stderr).toBe(0);
-      expect(ping.stdout).toMatch(/cli@test\s*│\s*pong/);
-      expect(ping.stderr).toBe('1 node replied\n');
-      const grow = await runCli(['control', 'pool_grow', '3', '-b', url, '-d', 'cli@test']);
-      expect(grow.stdout).toMatch(/cli@test\s*│\s*pool will grow/);
-      expect(worker.concurrency).toBe(5);
-      const stats = await runCli(['inspect', 'stats', '-b', url, '--json']);
-      expect(JSON.parse(stats.stdout)).toMatchObject({ 'cli@test': { pool: { 'max-concurrency': 5 } } });
-      const registered = await runCli(['inspect', 'registered', '-b', url, '-j']);
-      expect(JSON.parse(registered.stdout)).toEqual({ 'cli@test': ['tasks.add'] });
-      const unknown = await runCli(['control', 'rate_limit', 'tasks.nope', '1/s', '-b', url]);
-      expect(unknown.code).toBe(1);
-      expect(unknown.stdout).toMatch(/error: unknown task/);
-      const none = await runCli(['inspect', 'active', '-b', url, '-d', 'other@test', '-t', '0.2']);
-      expect(none.code).toBe(1);
-      expect(none.stderr).toBe('error: no nodes replied within 0.2s (destination: other@test)\n');
-      const bad = await runCli(['control', 'pool_shrink', 'x', '-b', url]);
-      expect(bad.code).toBe(2);
-      const revoke = await runCli(['control', 'revoke', 'id-1', 'id-2', '-b', url]);
-      expect(revoke.stdout).toMatch(/tasks id-1, id-2 flagged as revoked/);
-      expect(await (await app.transport()).revocations?.list()).toEqual(
-        expect.arrayContaining(['id-1', 'id-2']),
-      );
-      const shutdown = await runCli(['control', 'shutdown', '-b', url, '-d', 'cli@test']);
-      expect(shutdown.stdout).toBe('shutdown sent to cli@test\n');
-      const end = Date.now() + 5000;
-      while (worker.health().status !== 'unhealthy' && Date.now() < end)
-        await new Promise((r) => setTimeout(r, 20));
-      expect(worker.health().status).toBe('unhealthy');
-    } finally {
-      await app.close();
-    }
-  });
+describeControlCli({
+  label: 'Redis',
+  urls: () => ({ broker: prefixed(`cli-${randomUUID().slice(0, 8)}:`), results: base }),
 });

@@ -31,7 +31,7 @@ async function until(check: () => boolean | Promise<boolean>, timeoutMs = 5000, 
 }
 
 /** Celery's `Request.info()` keys, in its order. */
-const INFO_KEYS = [
+export const INFO_KEYS = [
   'id',
   'name',
   'args',
