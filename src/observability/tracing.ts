@@ -88,8 +88,8 @@ export async function withRunSpan<T>(
   headers: Readonly<Record<string, unknown>>,
   fn: () => Promise<T>,
 ): Promise<T> {
-  const parent =
-    typeof headers.traceparent === 'string' ? propagation.extract(ROOT_CONTEXT, headers) : ROOT_CONTEXT;
+  const carried = typeof headers.traceparent === 'string';
+  const parent = carried ? propagation.extract(ROOT_CONTEXT, headers) : ROOT_CONTEXT;
   const span = tracer().startSpan(
     `run ${task}`,
     {
@@ -104,6 +104,9 @@ export async function withRunSpan<T>(
     },
     parent,
   );
+  // No SDK registered (the API's no-op tracer) and no trace to continue: nothing to record or
+  // propagate, so no context switch (this runs once per task).
+  if (!span.isRecording() && !carried) return fn();
   try {
     const out = await context.with(trace.setSpan(parent, span), fn);
     span.end();

@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import { LazyAbortController } from '../../../src/worker/abort.js';
+import { AutoPrefetch } from '../../../src/worker/prefetch.js';
+import { RecentSet } from '../../../src/worker/recent.js';
+
+describe('AutoPrefetch', () => {
+  const clock = () => {
+    let t = 0;
+    return { now: () => t, advance: (ms: number) => void (t += ms) };
+  };
+
+  it('starts at 1 and grows to about windowMs of work at the completion rate', () => {
+    const c = clock();
+    const auto = new AutoPrefetch(10, () => 1000, c.now);
+    expect(auto.value).toBe(1);
+    // 20,000 tasks/s: 2,000 in 100 ms -> 10 ms of work is 200.
+    for (let i = 0; i < 2000; i++) auto.completed();
+    c.advance(100);
+    expect(auto.tick()).toBe(200);
+    expect(auto.value).toBe(200);
+  });
+
+  it('is capped by the ceiling and never below 1', () => {
+    const c = clock();
+    const auto = new AutoPrefetch(10, () => 16, c.now);
+    for (let i = 0; i < 5000; i++) auto.completed();
+    c.advance(100);
+    expect(auto.tick()).toBe(16);
+    // Nothing finishes (a long task): the rate halves every tick and the reserve falls back to 1.
+    let last: number | null = 16;
+    for (let i = 0; i < 20 && auto.value > 1; i++) {
+      c.advance(100);
+      last = auto.tick() ?? last;
+    }
+    expect(auto.value).toBe(1);
+    expect(last).toBe(1);
+  });
+
+  it('reports a change only when it moved by a quarter or more', () => {
+    const c = clock();
+    const auto = new AutoPrefetch(10, () => 1000, c.now);
+    for (let i = 0; i < 1000; i++) auto.completed();
+    c.advance(100);
+    expect(auto.tick()).toBe(100);
+    // 1,100 in the next 100 ms: the average moves to 105, under 25%: no change reported.
+    for (let i = 0; i < 1100; i++) auto.completed();
+    c.advance(100);
+    expect(auto.tick()).toBeNull();
+    expect(auto.value).toBe(100);
+  });
+});
+
+describe('LazyAbortController', () => {
+  it('makes no signal until asked, and aborts like an AbortController', () => {
+    const a = new LazyAbortController();
+    expect(a.aborted).toBe(false);
+    const signal = a.signal;
+    expect(signal.aborted).toBe(false);
+    const reason = new Error('revoked');
+    a.abort(reason);
+    expect(a.aborted).toBe(true);
+    expect(signal.aborted).toBe(true);
+    expect(signal.reason).toBe(reason);
+  });
+
+  it('aborting before anyone looked still gives an aborted signal afterwards', () => {
+    const a = new LazyAbortController();
+    a.abort('late');
+    expect(a.signal.aborted).toBe(true);
+    expect(a.signal.reason).toBe('late');
+  });
+});
+
+describe('RecentSet', () => {
+  it('keeps the last max ids, oldest out first', () => {
+    const r = new RecentSet(3);
+    for (const id of ['a', 'b', 'c', 'd']) r.add(id);
+    expect(r.has('a')).toBe(false);
+    expect(['b', 'c', 'd'].every((id) => r.has(id))).toBe(true);
+    expect(r.size).toBe(3);
+    r.add('c'); // already there: no change
+    r.add('e');
+    r.add('f');
+    expect(r.has('b')).toBe(false);
+    expect(r.has('c')).toBe(false);
+    expect(['d', 'e', 'f'].every((id) => r.has(id))).toBe(true);
+    expect(r.size).toBe(3);
+  });
+
+  it('max 0 keeps nothing', () => {
+    const r = new RecentSet(0);
+    r.add('a');
+    expect(r.has('a')).toBe(false);
+  });
+});
+
+describe("worker prefetch 'auto' (the default)", () => {
+  it('reserves more while short tasks stream through, and 1 again once they stop', async () => {
+    const { testApp, until } = await import('../../helpers/app.js');
+    const app = testApp();
+    const noop = app.task('hot.noop', () => undefined, { ignoreResult: true });
+    const worker = app.worker({ concurrency: 2 });
+    expect(worker.prefetch).toBe(1);
+    await worker.start();
+    let peak = 0;
+    const sending = (async () => {
+      for (let round = 0; round < 40; round++) {
+        await Promise.all(Array.from({ length: 500 }, () => noop.delay()));
+        peak = Math.max(peak, worker.prefetch, Number(worker.statsInfo().prefetch_count) - 2);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    await sending;
+    expect(peak).toBeGreaterThan(1);
+    await until(() => worker.prefetch === 1, 5000);
+    await worker.stop();
+    await app.close();
+  });
+
+  it("refuses a prefetch that is neither a count nor 'auto'", async () => {
+    const { testApp } = await import('../../helpers/app.js');
+    const app = testApp();
+    expect(() => app.worker({ prefetch: -1 })).toThrow(/prefetch.*'auto'/);
+    expect(() => app.worker({ prefetch: 'fast' as never })).toThrow(/prefetch/);
+    await app.close();
+  });
+});
