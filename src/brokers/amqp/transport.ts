@@ -14,6 +14,7 @@ import type {
   TransportOptions,
 } from '../transport.js';
 import { checkPrefetch } from '../transport.js';
+import { AckBatcher } from './acks.js';
 import { AmqpConsumer, type ConsumerHost } from './consumer.js';
 import { AmqpFanout } from './fanout.js';
 import {
@@ -92,6 +93,8 @@ export class AmqpTransport implements Transport, ConsumerHost {
   private connection: Connection | undefined;
   private publisher: ConfirmPublisher | undefined;
   private readonly held = new Map<string, Held>();
+  /** Acks of one turn, coalesced per channel. */
+  private readonly acks = new AckBatcher();
   private readonly lostChannels = new WeakSet<Channel>();
   private readonly consumers = new Set<AmqpConsumer>();
   private sequence = 0;
@@ -380,6 +383,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     if (consumer.cancelled) {
       // Sent before the server saw our cancel: give it back, it was never handed out.
       nackQuietly(ch, msg.deliveryTag);
+      this.acks.settled(ch, msg.deliveryTag);
       return;
     }
     const frame = msg as IncomingFrame;
@@ -412,6 +416,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
             error: String(err),
           });
           nackQuietly(ch, msg.deliveryTag);
+          this.acks.settled(ch, msg.deliveryTag);
         });
       return;
     }
@@ -446,6 +451,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
       this.log('warn', 'amqp: could not relay a message; it stays in its queue', { error: String(err) });
       nackQuietly(ch, msg.deliveryTag);
     }
+    this.acks.settled(ch, msg.deliveryTag);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -471,9 +477,10 @@ export class AmqpTransport implements Transport, ConsumerHost {
     return held;
   }
 
+  /** Acks go out with the others of this turn (acks.ts); the credit comes back once it is written. */
   async ack(delivery: Delivery): Promise<void> {
     const held = this.take(delivery, 'ack');
-    const acked = ackQuietly(held.channel, held.deliveryTag);
+    const acked = await this.acks.ack(held.channel, held.deliveryTag);
     held.consumer.settled(held.channel);
     if (!acked) {
       throw new ConnectionError(
@@ -522,10 +529,12 @@ export class AmqpTransport implements Transport, ConsumerHost {
       await this.pub().send([p], true);
     } catch (err) {
       nackQuietly(held.channel, held.deliveryTag);
+      this.acks.settled(held.channel, held.deliveryTag);
       held.consumer.settled(held.channel);
       throw err;
     }
     const acked = ackQuietly(held.channel, held.deliveryTag);
+    this.acks.settled(held.channel, held.deliveryTag);
     held.consumer.settled(held.channel);
     if (!acked) {
       throw new ConnectionError(
@@ -579,6 +588,7 @@ export class AmqpTransport implements Transport, ConsumerHost {
     this.closed = true;
     this.abortConnect?.();
     unregisterSource(this);
+    this.acks.flush();
     for (const c of this.consumers) await c.close();
     this.consumers.clear();
     this.held.clear();

@@ -6,7 +6,12 @@ import { RecentSet } from '../../../src/worker/recent.js';
 describe('AutoPrefetch', () => {
   const clock = () => {
     let t = 0;
-    return { now: () => t, advance: (ms: number) => void (t += ms) };
+    return {
+      now: () => t,
+      advance: (ms: number) => {
+        t += ms;
+      },
+    };
   };
 
   it('starts at 1 and grows to about windowMs of work at the completion rate', () => {
