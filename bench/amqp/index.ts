@@ -44,6 +44,7 @@ export const suite: Suite = {
     const url = `amqp://guest:guest@${HOST}:${PORT}/${vhost}`;
     const out: Measurement[] = [];
     try {
+      out.push(await ceiling(ctx, url));
       out.push(await enqueueOneByOne(ctx, url));
       out.push(await enqueueBulk(ctx, url));
       let rss: Measurement | undefined;
@@ -60,6 +61,45 @@ export const suite: Suite = {
     return out;
   },
 };
+
+/**
+ * The ceiling: a bare consumer on a raw rabbitmq-client channel (prefetch 1000, one
+ * `basic.ack(multiple)` per 100 messages, no task logic, no decoding) draining the same pre-filled
+ * messages on the same RabbitMQ. No at-least-once worker, Celeriac's or Celery's, drains faster on
+ * this machine; the ratio of the ceiling to Celery says how far a goal like "10x Celery" can go here.
+ */
+async function ceiling(ctx: BenchContext, url: string): Promise<Measurement> {
+  const queue = 'bench-ceiling';
+  const { app, send } = client(url);
+  await Promise.all(Array.from({ length: TASKS }, () => send(queue, 0)));
+  await app.close();
+  ctx.log(`ceiling: bare channel consumer, prefetch 1000, multiple acks per 100, ${TASKS} messages`);
+  const conn = new Connection({ url, connectionName: 'celeriac-bench-ceiling' });
+  const ch = await conn.acquire();
+  await ch.basicQos({ prefetchCount: 1000 });
+  let n = 0;
+  let t0 = 0;
+  let finish: () => void = () => {};
+  const done = new Promise<void>((r) => {
+    finish = r;
+  });
+  await ch.basicConsume({ queue }, (msg) => {
+    if (n++ === 0) t0 = performance.now();
+    if (n % 100 === 0 || n === TASKS) ch.basicAck({ deliveryTag: msg.deliveryTag, multiple: true });
+    if (n === TASKS) finish();
+  });
+  await done;
+  const ms = performance.now() - t0;
+  await ch.close();
+  await conn.close();
+  return {
+    name: `ceiling: bare consume + ack of ${TASKS} (no task logic)`,
+    unit: 'msgs/s',
+    better: 'higher',
+    value: (TASKS / ms) * 1000,
+    details: { ceiling: true, prefetch: 1000, ackEvery: 100 },
+  };
+}
 
 function client(url: string): { app: Celeriac; send: (queue: string, sentAt: number) => Promise<unknown> } {
   const app = new Celeriac({ broker: url, logger: 'silent', brokerOptions: { replyQueue: false } });

@@ -461,7 +461,10 @@ export class RedisTransport implements Transport {
     return { held, current };
   }
 
-  /** Acks are batched: every ack of the same tick goes out in one script call per key group. */
+  /**
+   * Acks are batched: the acks of one event-loop turn go out in one script call per key group, or
+   * ride along with a fetch the consumer issues in the same turn (fetch.lua settles them first).
+   */
   ack(delivery: Delivery): Promise<void> {
     let taken: { held: Held; current: boolean };
     try {
