@@ -30,7 +30,7 @@ const BACKOFF_MS = [100, 200, 500, 1000, 2000, 5000];
  * queues only the per-consumer limits apply, so up to `(queues - 1) × prefetch` may wait. The bound
  * on what the handler holds is `prefetch` in every case. `setPrefetch` re-issues `basic.qos` (and,
  * for per-consumer QoS, which only applies to new consumers, re-subscribes each queue; deliveries
- * held stay held).
+ * held stay held), one change at a time with the latest value.
  *
  * Recovery, so that a consumer that stays connected but no longer consumes cannot happen: a channel
  * closed by the server (a 406, a lost connection, a missed heartbeat) is replaced and every queue
@@ -49,6 +49,9 @@ export class AmqpConsumer implements Consumer {
   /** Fetched, not handed out yet (several queues only), per queue in arrival order. */
   private readonly waiting = new Map<string, Array<{ deliveryTag: number; handOut: () => void }>>();
   private turn = 0;
+  /** The prefetch the channel's QoS and consumers were set up with; `applying`: the change in progress. */
+  private applied = -1;
+  private applying: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly host: ConsumerHost,
@@ -128,19 +131,29 @@ export class AmqpConsumer implements Consumer {
 
   setPrefetch(prefetch: number): void {
     this.prefetch = prefetch;
+    this.drain();
     const ch = this.channel;
     if (!ch?.active || this.cancelled) return;
-    void (async () => {
-      await this.qos(ch);
-      if (this.perConsumerQos) {
-        for (const [tag, queue] of [...this.tags]) {
-          await ch.basicCancel(tag);
-          this.tags.delete(tag);
-          await this.subscribe(ch, queue);
-        }
+    // One re-subscription at a time, with the latest value: a burst of changes (prefetch 'auto',
+    // autoscaling) must not run several loops over the same tags, each adding a consumer.
+    this.applying = this.applying
+      .then(() => this.applyPrefetch(ch))
+      .catch((err) => this.host.log('warn', 'amqp: setPrefetch failed', { error: String(err) }));
+  }
+
+  private async applyPrefetch(ch: Channel): Promise<void> {
+    const prefetch = this.prefetch;
+    if (prefetch === this.applied || ch !== this.channel || !ch.active || this.cancelled) return;
+    await this.qos(ch);
+    if (this.perConsumerQos) {
+      for (const [tag, queue] of [...this.tags]) {
+        if (ch !== this.channel || this.cancelled) return;
+        await ch.basicCancel(tag);
+        this.tags.delete(tag);
+        await this.subscribe(ch, queue);
       }
-      this.drain();
-    })().catch((err) => this.host.log('warn', 'amqp: setPrefetch failed', { error: String(err) }));
+    }
+    this.applied = prefetch;
   }
 
   async cancel(): Promise<void> {
@@ -177,8 +190,10 @@ export class AmqpConsumer implements Consumer {
     try {
       ch.on('close', () => this.onChannelClosed(ch));
       ch.on('basic.cancel', (tag: string) => this.onServerCancel(ch, tag));
+      const prefetch = this.prefetch;
       await this.qos(ch);
       this.channel = ch;
+      this.applied = prefetch;
       this.unsettled = 0;
       this.waiting.clear();
       for (const queue of this.queues) {
@@ -196,6 +211,12 @@ export class AmqpConsumer implements Consumer {
     const { consumerTag } = await ch.basicConsume({ queue }, (msg) =>
       this.host.receive(this, ch, queue, msg),
     );
+    if (this.cancelled || ch !== this.channel) {
+      // cancel() (or a channel replacement) ran while this consumer was being set up: it would
+      // otherwise stay subscribed, and every delivery to it would be nacked back.
+      await ch.basicCancel(consumerTag).catch(() => {});
+      return;
+    }
     this.tags.set(consumerTag, queue);
   }
 

@@ -232,6 +232,11 @@ function parseQueueOptions(value: unknown): AmqpSettings['queues'] {
         field,
         'quorum queues have no priorities in RabbitMQ 3.10: drop maxPriority or quorum',
       );
+    if (options.deliveryLimit !== undefined && !options.quorum)
+      throw new ConfigError(
+        `${field}.deliveryLimit`,
+        'x-delivery-limit is a quorum queue argument (RabbitMQ refuses it on a classic queue): add quorum: true or drop deliveryLimit',
+      );
     return { pattern, options };
   });
 }

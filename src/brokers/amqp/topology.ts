@@ -79,12 +79,15 @@ export class ChannelSlot {
 export class Topology {
   private readonly declared = new Map<string, Promise<void>>();
   private readonly admin: ChannelSlot;
+  /** Passive declares only (a 404 closes the channel). */
+  private readonly probe: ChannelSlot;
 
   constructor(
     private readonly settings: AmqpSettings,
     connection: () => Connection,
   ) {
     this.admin = new ChannelSlot(connection);
+    this.probe = new ChannelSlot(connection);
   }
 
   /** A task queue, as Celery declares it (plus the opt-in arguments of `brokerOptions.queues`). */
@@ -165,14 +168,21 @@ export class Topology {
     });
   }
 
-  /** Ready messages of a queue, or null when it does not exist (passive declare; no side effect). */
+  /**
+   * Ready messages of a queue, or null when it does not exist (passive declare; no side effect).
+   * A 404 closes the channel it happened on, so probes have a channel of their own (declarations
+   * on the admin channel are not disturbed), and a probe whose channel another probe's 404 closed
+   * is tried again on a new one.
+   */
   async messageCount(queue: string): Promise<number | null> {
-    const ch = await this.admin.get();
-    try {
-      return (await ch.queueDeclare({ queue, passive: true })).messageCount;
-    } catch (err) {
-      if (isNotFound(err)) return null;
-      throw err;
+    for (let attempt = 0; ; attempt++) {
+      const ch = await this.probe.get();
+      try {
+        return (await ch.queueDeclare({ queue, passive: true })).messageCount;
+      } catch (err) {
+        if (isNotFound(err)) return null;
+        if (ch.active || attempt >= 5) throw err;
+      }
     }
   }
 
@@ -190,8 +200,8 @@ export class Topology {
     this.declared.clear();
   }
 
-  close(): Promise<void> {
-    return this.admin.close();
+  async close(): Promise<void> {
+    await Promise.all([this.admin.close(), this.probe.close()]);
   }
 
   private once(key: string, declare: (ch: Channel) => Promise<void>): Promise<void> {
