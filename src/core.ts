@@ -52,4 +52,6 @@ export interface SendRequest {
   parentId?: string | null;
   group?: string | null;
   groupIndex?: number | null;
+  /** `reply_to` of the message; default the app's own (`threadOid()`). A retry keeps the original's, as Celery's. */
+  replyTo?: string | undefined;
 }

@@ -135,7 +135,7 @@ export class Publisher {
       errbacks: request.embed?.errbacks ?? null,
       chain: request.embed?.chain ?? null,
       chord: request.embed?.chord ?? null,
-      replyTo: this.#replyTo,
+      replyTo: request.replyTo ?? this.#replyTo,
       origin: this.#origin,
     });
     return { queue, message: encodeTask(message) };

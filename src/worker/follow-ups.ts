@@ -115,5 +115,11 @@ export function retryRequest(job: Job, eta: number): SendRequest {
     parentId: job.id,
     group: h.group,
     groupIndex: h.group_index,
+    // Celery keeps the original reply_to, so an rpc:// result still reaches the caller.
+    replyTo: nonEmpty(job.message.properties.reply_to),
   };
+}
+
+function nonEmpty(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
 }
