@@ -53,6 +53,8 @@ export async function withPublishSpan<T>(
     },
     parent,
   );
+  // No SDK registered and no trace to continue: nothing to record or inject (once per publish).
+  if (!span.isRecording() && !hasSpan(parent)) return fn();
   try {
     const out = await publishing.run(trace.setSpan(parent, span), fn);
     span.end();
