@@ -275,7 +275,10 @@ export class Celeriac {
     await Promise.all(this.#monitors.map((m) => m.close()));
     const transports = await Promise.all([...this.#transports.values()].map((t) => t.catch(() => null)));
     const sink = this.#sink ? await this.#sink.catch(() => null) : null;
-    await Promise.all([...transports.map((t) => t?.close()), sink?.close()]);
+    // The sink first: rpc:// borrows the broker's connection (and hands the process's reply-queue
+    // consumer over to another app's before it goes).
+    await sink?.close();
+    await Promise.all(transports.map((t) => t?.close()));
   }
 
   // ---- internals ----
@@ -326,7 +329,8 @@ export class Celeriac {
     if (!url) return Promise.resolve(null);
     if (!this.#sink) {
       this.#sink = (async () => {
-        const sink = await createResultSink(url, this.config.resultOptions);
+        // The app's own broker transport: rpc:// borrows it (connection, and tasks' reply_to).
+        const sink = await createResultSink(url, this.config.resultOptions, () => this.#getTransport());
         try {
           await sink.connect();
         } catch (err) {

@@ -1,14 +1,9 @@
 import { parseUrl } from '../brokers/url.js';
 import { ConfigError } from '../errors.js';
-import type { ResultSink } from './sink.js';
+import type { ResultSink, ResultSinkFactory, ResultSinkOptions } from './sink.js';
 
 /** Maps a results URL scheme to its adapter, imported lazily. */
-const ADAPTERS: Record<
-  string,
-  () => Promise<{
-    createResultSink: (url: URL, options: { options?: Record<string, unknown> }) => ResultSink;
-  }>
-> = {
+const ADAPTERS: Record<string, () => Promise<{ createResultSink: ResultSinkFactory }>> = {
   memory: () => import('./memory/index.js'),
   redis: () => import('./redis/index.js'),
   rediss: () => import('./redis/index.js'),
@@ -27,10 +22,11 @@ export const RESULT_SCHEMES = Object.keys(ADAPTERS);
  */
 export const SINK_OVERRIDE = Symbol.for('celeriac.pool.sink');
 
-/** Creates (without connecting) the result sink for a results URL. */
+/** Creates (without connecting) the result sink for a results URL; `broker`: the app's transport (see ResultSinkOptions). */
 export async function createResultSink(
   url: string,
   options: Record<string, unknown> = {},
+  broker?: ResultSinkOptions['broker'],
 ): Promise<ResultSink> {
   const override = (globalThis as Record<symbol, unknown>)[SINK_OVERRIDE];
   if (typeof override === 'function') return (override as () => ResultSink)();
@@ -43,5 +39,5 @@ export async function createResultSink(
       `unsupported scheme '${scheme}://', expected one of ${RESULT_SCHEMES.map((s) => `${s}://`).join(', ')}`,
     );
   }
-  return (await load()).createResultSink(parsed, { options });
+  return (await load()).createResultSink(parsed, { options, ...(broker ? { broker } : {}) });
 }

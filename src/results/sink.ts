@@ -1,3 +1,4 @@
+import type { Transport } from '../brokers/transport.js';
 import type { HealthReport } from '../health.js';
 import type { ResultMeta } from './meta.js';
 
@@ -31,4 +32,16 @@ export interface ResultSink {
   close(): Promise<void>;
 }
 
-export type ResultSinkFactory = (url: URL, options: { options?: Record<string, unknown> }) => ResultSink;
+/** What a result adapter is created with besides its URL. */
+export interface ResultSinkOptions {
+  /** The app's `resultOptions`. */
+  options?: Record<string, unknown>;
+  /**
+   * The app's default broker transport (connected on first call), for an adapter that uses the
+   * broker itself: rpc:// borrows an AMQP transport's connection and learns from it where each
+   * task it delivered wants its result (`brokers/amqp/replies.ts`). Other adapters ignore it.
+   */
+  broker?: () => Promise<Transport>;
+}
+
+export type ResultSinkFactory = (url: URL, options: ResultSinkOptions) => ResultSink;

@@ -1,57 +1,57 @@
 /**
- * What the rpc:// result sink needs to know from the AMQP broker in the same process:
+ * What an rpc:// result sink borrows from the app's AMQP broker transport (`ReplyPort`, which
+ * `AmqpTransport` implements; the app hands its transport to the sink factory, see
+ * `ResultSinkOptions.broker`):
  *
- * - where a task's result goes: the `reply_to` of the message that carried it (Celery's rpc backend
- *   publishes to the sender's reply queue). The transport records it for every task delivery it
- *   hands out; the first one recorded for a task id wins, so a retry re-published by a worker (with
- *   the worker's own reply_to) still reports to the original sender. Bounded: the oldest entries go
- *   first beyond `MAX_ROUTES`.
- * - a connection to share: the live AMQP transports of this process (an `rpc://` URL has no host).
+ * - its connection (an `rpc://` URL without a host shares the broker's, as Celery's rpc backend);
+ * - where each task it delivered wants its result: the `reply_to` of the task's latest delivery
+ *   (Celery's rpc backend publishes to `request.reply_to`). A retry keeps the original message's
+ *   reply_to (`worker/follow-ups.ts`), so the latest delivery is right even when a retry runs in
+ *   another process.
  */
 import type { Connection } from 'rabbitmq-client';
 
 const MAX_ROUTES = 100_000;
-const routes = new Map<string, string>();
 
-/** Records the reply queue of a task (first one wins). */
-export function rememberReplyTo(taskId: string, replyTo: string): void {
-  if (routes.has(taskId)) return;
-  routes.set(taskId, replyTo);
-  if (routes.size > MAX_ROUTES) {
-    const oldest = routes.keys().next().value;
-    if (oldest !== undefined) routes.delete(oldest);
+/** taskId → reply_to of its latest delivery through one transport. Bounded: the oldest go first. */
+export class ReplyRoutes {
+  private readonly routes = new Map<string, string>();
+
+  /** Records the reply queue of a task delivery (a later delivery of the same task replaces it). */
+  remember(taskId: string, replyTo: string): void {
+    this.routes.delete(taskId);
+    this.routes.set(taskId, replyTo);
+    if (this.routes.size > MAX_ROUTES) {
+      const oldest = this.routes.keys().next().value;
+      if (oldest !== undefined) this.routes.delete(oldest);
+    }
+  }
+
+  /** The reply queue of a task this transport delivered, if any. */
+  replyTo(taskId: string): string | undefined {
+    return this.routes.get(taskId);
+  }
+
+  /** Forgets a task's route (its result is final). */
+  forget(taskId: string): void {
+    this.routes.delete(taskId);
   }
 }
 
-/** The reply queue recorded for a task, if a delivery of it came through this process. */
-export function replyToOf(taskId: string): string | undefined {
-  return routes.get(taskId);
-}
-
-/** Forgets a task's route (its result is final). */
-export function forgetReplyTo(taskId: string): void {
-  routes.delete(taskId);
-}
-
-/** A connection the rpc sink may borrow: a live AMQP transport's. */
-export interface ConnectionSource {
-  readonly label: string;
+/** The part of an AMQP broker transport an rpc:// result sink uses. */
+export interface ReplyPort {
+  /** The transport's connection (opened on first use; throws ClosedError once the transport is closed). */
   conn(): Connection;
-  readonly closed: boolean;
+  /** reply_to of the tasks this transport delivered. */
+  readonly replies: ReplyRoutes;
+  /** Which RabbitMQ vhost: sinks of one process on the same vhost share one reply-queue consumer. */
+  readonly settings: { readonly hostname: string; readonly port: number; readonly vhost: string };
 }
 
-const sources = new Set<ConnectionSource>();
-
-export function registerSource(source: ConnectionSource): void {
-  sources.add(source);
-}
-
-export function unregisterSource(source: ConnectionSource): void {
-  sources.delete(source);
-}
-
-/** The first live AMQP transport of this process, if any. */
-export function sharedSource(): ConnectionSource | undefined {
-  for (const s of sources) if (!s.closed) return s;
-  return undefined;
+/** The transport as a ReplyPort, or undefined when it is not an AMQP transport. */
+export function asReplyPort(transport: unknown): ReplyPort | undefined {
+  const t = transport as Partial<ReplyPort> | null | undefined;
+  if (typeof t?.conn !== 'function' || typeof t.replies?.replyTo !== 'function' || !t.settings)
+    return undefined;
+  return t as ReplyPort;
 }

@@ -31,7 +31,7 @@ import {
   toWireMessage,
 } from './frames.js';
 import { ConfirmPublisher, type Publication } from './publisher.js';
-import { registerSource, rememberReplyTo, unregisterSource } from './replies.js';
+import { ReplyRoutes } from './replies.js';
 import { AmqpRevocations } from './revocations.js';
 import type { AmqpSettings } from './settings.js';
 import { AmqpDeadLetters, AmqpSubscriptions } from './stores.js';
@@ -88,6 +88,8 @@ export class AmqpTransport implements Transport, ConsumerHost {
   /** Revoked ids in the queue `celeriac.revoked` (`revocations.ts`). */
   readonly revocations: AmqpRevocations;
   readonly topology: Topology;
+  /** reply_to of the tasks this transport delivered, for an rpc:// result sink that borrows it (`replies.ts`). */
+  readonly replies = new ReplyRoutes();
   readonly log: Log;
   closed = false;
   private connection: Connection | undefined;
@@ -160,7 +162,6 @@ export class AmqpTransport implements Transport, ConsumerHost {
         this.blocked = undefined;
       });
       this.connection = conn;
-      registerSource(this);
       this.publisher = new ConfirmPublisher(
         () => this.conn(),
         { maxBacklog: s.maxBacklog, publishTimeoutMs: s.publishTimeoutMs, label: this.label },
@@ -423,7 +424,8 @@ export class AmqpTransport implements Transport, ConsumerHost {
     const message = toWireMessage(frame);
     const id = message.headers.id;
     const replyTo = message.properties.reply_to;
-    if (typeof id === 'string' && typeof replyTo === 'string' && replyTo !== '') rememberReplyTo(id, replyTo);
+    if (typeof id === 'string' && typeof replyTo === 'string' && replyTo !== '')
+      this.replies.remember(id, replyTo);
     this.sequence += 1;
     const delivery: Delivery = {
       tag: `${this.sequence}`,
@@ -587,7 +589,6 @@ export class AmqpTransport implements Transport, ConsumerHost {
     if (this.closed) return;
     this.closed = true;
     this.abortConnect?.();
-    unregisterSource(this);
     this.acks.flush();
     for (const c of this.consumers) await c.close();
     this.consumers.clear();

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Connection } from 'rabbitmq-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTransport } from '../../../src/brokers/amqp/index.js';
+import { createTransport as createMemoryTransport } from '../../../src/brokers/memory/index.js';
 import type { Transport } from '../../../src/brokers/transport.js';
 import { ClosedError, ConfigError } from '../../../src/errors.js';
 import { Celeriac } from '../../../src/index.js';
@@ -38,8 +39,9 @@ async function broker(): Promise<Transport> {
   await t.connect();
   return t;
 }
-async function sink(url = 'rpc://'): Promise<ResultSink> {
-  const s = createResultSink(new URL(url), {});
+/** An rpc sink borrowing `transport` (as an app's sink borrows the app's broker), or with its own connection (rpc://host). */
+async function sink(transport?: Transport, url = 'rpc://'): Promise<ResultSink> {
+  const s = createResultSink(new URL(url), transport ? { broker: async () => transport } : {});
   opened.push(s);
   await s.connect();
   return s;
@@ -68,8 +70,7 @@ describe('rpc:// result sink', () => {
   });
 
   it('declares the reply queue as Celery does (non-durable, auto-delete, x-expires 1 day)', async () => {
-    await broker();
-    await sink();
+    await sink(await broker());
     const q = (await listQueues(vhost)).find((x) => x.name === threadOid());
     expect(q).toBeDefined();
     expect(q?.durable).toBe(false);
@@ -78,15 +79,14 @@ describe('rpc:// result sink', () => {
   });
 
   it('publishes to the reply queue with correlation_id = task id, delivery_mode 1, empty headers', async () => {
-    await broker();
-    const s = await sink();
     const conn = new Connection(amqpUrl(vhost));
     opened.push(conn);
     const ch = await conn.acquire();
     const replyQueue = `reply-${randomUUID().slice(0, 8)}`;
     await ch.queueDeclare({ queue: replyQueue, autoDelete: false, durable: false });
-    // A task delivered through this process's AMQP transport: its reply_to decides where the result goes.
+    // A task delivered through the sink's AMQP transport: its reply_to decides where the result goes.
     const t = await broker();
+    const s = await sink(t);
     const id = randomUUID();
     await t.publish([
       {
@@ -122,11 +122,10 @@ describe('rpc:// result sink', () => {
   });
 
   it('stores and gets in the sending process; a later store overwrites; another sink of the process sees it', async () => {
-    await broker();
-    const s = await sink();
+    const s = await sink(await broker());
     const id = randomUUID();
     await s.store(meta(id, 'STARTED'), { expiresMs: DAY });
-    const other = await sink();
+    const other = await sink(await broker());
     const started = await other.watch(id, () => {});
     await started();
     await s.store(meta(id, 'SUCCESS', { sum: 5 }), { expiresMs: DAY });
@@ -137,9 +136,9 @@ describe('rpc:// result sink', () => {
 
   for (const ready of ['SUCCESS', 'FAILURE', 'REVOKED']) {
     it(`wait resolves on ${ready}, not on STARTED, RETRY or a progress state`, async () => {
-      await broker();
-      const waiter = await sink();
-      const writer = await sink();
+      const t = await broker();
+      const waiter = await sink(t);
+      const writer = await sink(t);
       const id = randomUUID();
       let done = false;
       const waiting = waiter.wait(id, {}).then((m) => {
@@ -155,8 +154,7 @@ describe('rpc:// result sink', () => {
   }
 
   it('watch sees every state in order until unsubscribed; forget; expiry; abort', async () => {
-    await broker();
-    const s = await sink();
+    const s = await sink(await broker());
     const id = randomUUID();
     const seen: string[] = [];
     const stop = await s.watch(id, (m) => seen.push(m.status));
@@ -182,8 +180,7 @@ describe('rpc:// result sink', () => {
   });
 
   it('refuses incr (no shared store for chords) and, closed, refuses work', async () => {
-    await broker();
-    const s = await sink();
+    const s = await sink(await broker());
     await expect(s.incr('k', 1, { expiresMs: DAY })).rejects.toBeInstanceOf(ConfigError);
     const pending = s.wait(randomUUID(), {}).catch((e: unknown) => e);
     await s.close();
@@ -192,11 +189,17 @@ describe('rpc:// result sink', () => {
     await expect(s.get('x')).rejects.toBeInstanceOf(ClosedError);
   });
 
-  it('without an amqp:// broker in the process, rpc:// says what it needs; rpc://host works alone', async () => {
+  it('without an amqp:// broker, rpc:// says what it needs; rpc://host works alone', async () => {
+    await broker(); // an AMQP transport elsewhere in the process is not borrowed
     const lonely = createResultSink(new URL('rpc://'), {});
     opened.push(lonely);
     await expect(lonely.connect()).rejects.toBeInstanceOf(ConfigError);
-    const own = await sink(amqpUrl(vhost).replace(/^amqp:/, 'rpc:'));
+    const memory = createMemoryTransport(new URL('memory://rpc-test'), {});
+    opened.push(memory);
+    const onMemory = createResultSink(new URL('rpc://'), { broker: async () => memory });
+    opened.push(onMemory);
+    await expect(onMemory.connect()).rejects.toThrow(/must be amqp:\/\/ \(it is memory:\/\/\)/);
+    const own = await sink(undefined, amqpUrl(vhost).replace(/^amqp:/, 'rpc:'));
     const id = randomUUID();
     await own.store(meta(id, 'SUCCESS', 'alone'), { expiresMs: DAY });
     expect((await own.wait(id, {})).result).toBe('alone');
