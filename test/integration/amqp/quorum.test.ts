@@ -253,7 +253,7 @@ describe('quorum queues (brokerOptions.queues: { quorum, deliveryLimit })', () =
       cancelling ??= consumer.cancel();
       return ok;
     }) as typeof ch.basicCancel;
-    consumer.setPrefetch(8);
+    consumer.setPrefetch(13); // at least doubles: a re-subscription in any case
     await until('the racing cancel', async () => cancelling !== undefined);
     await cancelling;
     await sleep(500);
