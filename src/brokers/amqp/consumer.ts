@@ -145,7 +145,11 @@ export class AmqpConsumer implements Consumer {
     const prefetch = this.prefetch;
     if (prefetch === this.applied || ch !== this.channel || !ch.active || this.cancelled) return;
     await this.qos(ch);
-    if (this.perConsumerQos) {
+    // A per-consumer limit is fixed at basic.consume, so changing it means re-subscribing. Done
+    // only when the limit at least doubles or halves: in between, the credit check in offer()
+    // holds this consumer to the exact value, and prefetch 'auto' moves it every 100 ms.
+    const resubscribe = this.perConsumerQos && (prefetch >= 2 * this.applied || 2 * prefetch <= this.applied);
+    if (resubscribe) {
       for (const [tag, queue] of [...this.tags]) {
         if (ch !== this.channel || this.cancelled) return;
         await ch.basicCancel(tag);
@@ -153,7 +157,7 @@ export class AmqpConsumer implements Consumer {
         await this.subscribe(ch, queue);
       }
     }
-    this.applied = prefetch;
+    if (resubscribe || !this.perConsumerQos) this.applied = prefetch;
   }
 
   async cancel(): Promise<void> {
