@@ -10,8 +10,24 @@ export interface ResolvedRetry {
   jitter: boolean;
 }
 
-/** Defaults: 3 retries (Celery's max_retries), exponential from 1s up to 10m, with jitter. */
+const DEFAULT_POLICY = {};
+const resolved = new WeakMap<RetryPolicy, ResolvedRetry>();
+
+/**
+ * Defaults: 3 retries (Celery's max_retries), exponential from 1s up to 10m, with jitter. Resolved
+ * once per policy object (a task's options are fixed once registered; this runs once per task run).
+ */
 export function resolveRetry(policy: RetryPolicy | undefined): ResolvedRetry {
+  const key = policy ?? DEFAULT_POLICY;
+  let r = resolved.get(key);
+  if (!r) {
+    r = resolveNow(policy);
+    resolved.set(key, r);
+  }
+  return r;
+}
+
+function resolveNow(policy: RetryPolicy | undefined): ResolvedRetry {
   return {
     max: policy?.max ?? 3,
     backoff: policy?.backoff ?? 'exponential',

@@ -8,7 +8,7 @@
  *   message back, as `prefetch: 1` does). Set `prefetch: 0` for strict fair dispatch.
  * - Short tasks finish fast: at 20,000 tasks/s a 10 ms window reserves 200, fetched in few round
  *   trips.
- * - The ceiling is 4 × the pools' sizes (Celery's default `worker_prefetch_multiplier`), at least 16.
+ * - The ceiling is 4 × the pools' sizes (Celery's default `worker_prefetch_multiplier`), at least 64 (a reserve that large only builds up for sub-millisecond tasks: at 1 ms a task, 10 ms of work is 10).
  * - The rate is an exponential average over ticks, so it follows a change of workload within a few
  *   ticks; when tasks stop finishing, it halves every tick.
  */

@@ -44,7 +44,7 @@ export interface WorkerOptions {
   /**
    * Messages reserved beyond the pools' sizes. Default `'auto'`: about 10 ms of work at the
    * worker's recent rate, at least 1 (so a long task holds at most one message back) and at most
-   * 4 × the pools' sizes (see `worker/prefetch.ts`). A number fixes it; 0 reserves nothing extra
+   * 4 × the pools' sizes, 64 at least (see `worker/prefetch.ts`). A number fixes it; 0 reserves nothing extra
    * (strict fair dispatch for long tasks).
    */
   prefetch?: number | 'auto';
@@ -183,7 +183,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.defaultPool = pool;
     this.#prefetch =
       prefetch === 'auto'
-        ? new AutoPrefetch(AUTO_PREFETCH_WINDOW_MS, () => Math.max(16, 4 * this.#poolCredit()))
+        ? new AutoPrefetch(AUTO_PREFETCH_WINDOW_MS, () => Math.max(64, 4 * this.#poolCredit()))
         : prefetch;
     const cpus = availableParallelism();
     this.#sizes = { async: cpus, threads: cpus, process: cpus, ...options.poolSizes, [pool]: concurrency };

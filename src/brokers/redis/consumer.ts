@@ -159,27 +159,46 @@ export class RedisConsumer {
     });
   }
 
+  /**
+   * The fetch script's keys and queue names per key group, for each rotation of the queue order
+   * (kombu's round-robin cycle, for fairness). Computed once: a fetch runs per batch, or per task
+   * on an idle worker.
+   */
+  private plans: Array<Array<{ group: string; queues: string[]; keys: string[]; names: string[] }>> = [];
+
+  private plan(
+    rotation: number,
+  ): Array<{ group: string; queues: string[]; keys: string[]; names: string[] }> {
+    let plan = this.plans[rotation];
+    if (!plan) {
+      const keys = this.transport.keys;
+      const ordered = [...this.queues.slice(rotation), ...this.queues.slice(0, rotation)];
+      const groups = new Map<string, string[]>();
+      for (const q of ordered) {
+        const g = keys.group(q);
+        const list = groups.get(g) ?? [];
+        list.push(q);
+        groups.set(g, list);
+      }
+      plan = [...groups].map(([group, queues]) => {
+        const k = [keys.unacked(group), keys.unackedIndex(group), keys.deliveries(group)];
+        for (const q of queues) k.push(...keys.lists(q), keys.wake(q));
+        return { group, queues, keys: k, names: queues.map((q) => JSON.stringify(q)) };
+      });
+      this.plans[rotation] = plan;
+    }
+    return plan;
+  }
+
   /** Takes up to `want` messages (one script per key group) and hands them out. */
   private async fetch(want: number): Promise<number> {
     const t = this.transport;
     const client = t.redis();
-    const keys = t.keys;
     const score = ((Date.now() + t.settings.leaseMs) / 1000 - t.settings.visibilityTimeoutS).toFixed(3);
-    // Rotate the queue order for fairness, as kombu's round-robin cycle does.
     this.rotation = (this.rotation + 1) % this.queues.length;
-    const ordered = [...this.queues.slice(this.rotation), ...this.queues.slice(0, this.rotation)];
-    const groups = new Map<string, string[]>();
-    for (const q of ordered) {
-      const g = keys.group(q);
-      const list = groups.get(g) ?? [];
-      list.push(q);
-      groups.set(g, list);
-    }
     let total = 0;
-    for (const [group, queues] of groups) {
+    for (const { group, queues, keys: k, names } of this.plan(this.rotation)) {
       if (total >= want || this.cancelled) break;
-      const k = [keys.unacked(group), keys.unackedIndex(group), keys.deliveries(group)];
-      for (const q of queues) k.push(...keys.lists(q), keys.wake(q));
       const acks = t.takeSettles(group);
       const pending = client.celeriacFetch(
         k.length,
@@ -188,7 +207,7 @@ export class RedisConsumer {
         want - total,
         queues.length,
         'celeriac-unreadable-',
-        ...queues.map((q) => JSON.stringify(q)),
+        ...names,
         acks.length,
         ...acks.map((a) => a.tag),
       );
