@@ -21,6 +21,16 @@ export function integer(min: number, max = Number.MAX_SAFE_INTEGER): (value: str
   };
 }
 
+/** `--prefetch`: `auto`, or an integer ≥ 0. */
+export function prefetchCount(value: string): number | 'auto' {
+  if (value.trim() === 'auto') return 'auto';
+  try {
+    return integer(0)(value);
+  } catch {
+    throw new InvalidArgumentError("expected 'auto' or an integer ≥ 0.");
+  }
+}
+
 const DURATION = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 

@@ -7,11 +7,7 @@ import { startMetricsServer, WorkerMetrics } from '../observability/metrics.js';
 import { openApp, redact } from './connect.js';
 import type { CliIO } from './io.js';
 import type { ConnectionFlags } from './options.js';
-import { connectionOptions, integer, LOG_LEVELS, list, seconds } from './options.js';
-
-/** `--prefetch`: an integer ≥ 0, or `auto`. */
-const prefetchValue = (value: string): number | 'auto' =>
-  value.trim() === 'auto' ? 'auto' : integer(0)(value);
+import { connectionOptions, integer, LOG_LEVELS, list, prefetchCount, seconds } from './options.js';
 
 interface WorkerFlags extends ConnectionFlags {
   queues?: string[];
@@ -42,7 +38,7 @@ export function registerWorker(program: Command, io: CliIO, done: (code: number)
       .option(
         '--prefetch <n>',
         "messages reserved beyond the running ones: a number, or 'auto' (default)",
-        prefetchValue,
+        prefetchCount,
       )
       .option(
         '--autoscale <max,min>',

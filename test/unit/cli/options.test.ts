@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { integer, json, list, seconds } from '../../../src/cli/options.js';
+import { integer, json, list, prefetchCount, seconds } from '../../../src/cli/options.js';
 
 describe('CLI option parsers', () => {
   it('reads a bare number as seconds, as Celery’s CLI does, and a unit as written', () => {
@@ -13,6 +13,9 @@ describe('CLI option parsers', () => {
   });
 
   it('bounds integers', () => {
+    expect(prefetchCount('auto')).toBe('auto');
+    expect(prefetchCount('0')).toBe(0);
+    expect(() => prefetchCount('fast')).toThrow(/'auto' or an integer ≥ 0/);
     expect(integer(0, 9)('9')).toBe(9);
     expect(() => integer(0, 9)('10')).toThrow(/from 0 to 9/);
     expect(() => integer(1)('0')).toThrow(/≥ 1/);
