@@ -29,6 +29,8 @@ import type { RedisEndpoint } from './url.js';
 export const WAKE_CAP = 64;
 /** Most tags per settle script call (Lua's unpack limit is a few thousand). */
 const SETTLE_CHUNK = 1000;
+/** How long an ack waits for a fetch to ride along with before it goes on its own. */
+const SETTLE_DELAY_MS = 4;
 
 /** An ack waiting for its script: the kombu tag, and the ack() promise's callbacks. */
 export interface PendingSettle {
@@ -126,6 +128,7 @@ export class RedisTransport implements Transport {
   private inflight = new Set<Promise<void>>();
   private settleBatch = new Map<string, PendingSettle[]>();
   private settleScheduled = false;
+  private settleTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(
@@ -484,15 +487,17 @@ export class RedisTransport implements Transport {
       list.push({ tag: held.kombuTag, done, fail });
       if (!this.settleScheduled) {
         this.settleScheduled = true;
-        // After this turn's I/O: the acks of a whole turn go in one script, or ride along with a
-        // fetch issued in the same turn (takeSettles).
-        setImmediate(() => this.flushSettles());
+        // A few ms later: the acks of that time go in one script, or ride along with a fetch the
+        // consumer issues meanwhile (takeSettles), which on a busy or a trickle-fed worker is the
+        // usual case: one command per task instead of two.
+        this.settleTimer = setTimeout(() => this.flushSettles(), SETTLE_DELAY_MS);
       }
     });
   }
 
   private flushSettles(): void {
     this.settleScheduled = false;
+    clearTimeout(this.settleTimer);
     const batches = this.settleBatch;
     this.settleBatch = new Map();
     const client = this.redis();
@@ -636,6 +641,7 @@ export class RedisTransport implements Transport {
     await Promise.allSettled([...this.consumers].map((c) => c.cancel()));
     this.maintenance?.stop();
     if (this.client?.status === 'ready') {
+      this.flushSettles();
       await Promise.allSettled([...this.inflight]);
       await this.maintenance
         ?.restoreHeld([...this.held.values()].filter((h) => this.holder.get(h.kombuTag) === h.delivery.tag))
