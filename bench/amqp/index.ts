@@ -3,9 +3,15 @@ import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { Connection } from 'rabbitmq-client';
-import { Celeriac } from '../../src/index.js';
+
 import type { BenchContext, Measurement, Suite } from '../harness.js';
 import { atSteadyRate, latencySummary } from '../harness.js';
+
+// The compiled package, as users run it (`npm run bench` builds first); typed from the sources.
+const { Celeriac } = (await import(
+  new URL('../../dist/index.js', import.meta.url).href
+)) as typeof import('../../src/index.js');
+type Celeriac = InstanceType<typeof Celeriac>;
 
 /**
  * `npm run bench -- amqp`: Celeriac vs Python Celery 5.2 on the same RabbitMQ, same machine, one run
