@@ -29,7 +29,7 @@ import { RecentSet } from './recent.js';
 
 /** `prefetch: 'auto'`: the reserve covers this much work at the recent rate, re-sized this often. */
 const AUTO_PREFETCH_WINDOW_MS = 10;
-const AUTO_PREFETCH_TICK_MS = 100;
+const AUTO_PREFETCH_TICK_MS = 25;
 
 /** Options of `app.worker()`. */
 export interface WorkerOptions {

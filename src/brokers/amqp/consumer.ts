@@ -147,7 +147,7 @@ export class AmqpConsumer implements Consumer {
     await this.qos(ch);
     // A per-consumer limit is fixed at basic.consume, so changing it means re-subscribing. Done
     // only when the limit at least doubles or halves: in between, the credit check in offer()
-    // holds this consumer to the exact value, and prefetch 'auto' moves it every 100 ms.
+    // holds this consumer to the exact value, and prefetch 'auto' may move it every 25 ms.
     const resubscribe = this.perConsumerQos && (prefetch >= 2 * this.applied || 2 * prefetch <= this.applied);
     if (resubscribe) {
       for (const [tag, queue] of [...this.tags]) {
