@@ -7,13 +7,30 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Context, Span } from '@opentelemetry/api';
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import {
+  context,
+  ProxyTracerProvider,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from '@opentelemetry/api';
 import { SW_VERSION } from './events/util.js';
 
 /** Errors that end a run without it having failed (Celery's sentinels). */
 const NOT_FAILURES = new Set(['Retry', 'Ignore', 'Reject']);
 
 const tracer = () => trace.getTracer('celeriac', SW_VERSION);
+
+/** The API's own no-op provider: what a ProxyTracerProvider delegates to until an SDK registers. */
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
+
+/** True once an OpenTelemetry SDK has registered a tracer provider (checked per call: it may come later). */
+function sdkRegistered(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== NOOP_PROVIDER;
+}
 
 /**
  * The publish span's context while a publish builds its messages. Kept here rather than in the
@@ -36,6 +53,8 @@ export async function withPublishSpan<T>(
   carried: Readonly<Record<string, unknown>> | undefined,
   fn: () => Promise<T>,
 ): Promise<T> {
+  // No SDK and no trace to continue: no span object at all (this runs once per publish).
+  if (!sdkRegistered() && typeof carried?.traceparent !== 'string' && !hasSpan(context.active())) return fn();
   let parent = context.active();
   if (!hasSpan(parent) && carried && typeof carried.traceparent === 'string')
     parent = propagation.extract(ROOT_CONTEXT, carried);
@@ -88,9 +107,11 @@ export async function withRunSpan<T>(
   task: string,
   id: string,
   headers: Readonly<Record<string, unknown>>,
-  fn: () => Promise<T>,
+  fn: () => T | Promise<T>,
 ): Promise<T> {
   const carried = typeof headers.traceparent === 'string';
+  // No SDK and no trace to continue: no span object at all (this runs once per task).
+  if (!carried && !sdkRegistered()) return fn();
   const parent = carried ? propagation.extract(ROOT_CONTEXT, headers) : ROOT_CONTEXT;
   const span = tracer().startSpan(
     `run ${task}`,

@@ -49,10 +49,20 @@ export interface RunInput {
  * hard limit ends the run with TimeLimitExceeded (on the event loop the handler's promise cannot be
  * killed: it is abandoned and its result ignored).
  */
-export async function runTask(input: RunInput): Promise<Outcome> {
-  const { task } = input;
-  const policy = resolveRetry(task.options.retry);
+export function runTask(input: RunInput): Promise<Outcome> {
+  const policy = resolveRetry(input.task.options.retry);
   const controller = input.controller ?? new LazyAbortController();
+  // No limit and no outside signal to link (the usual run): no timers, no race.
+  if (input.limits.softMs === null && input.limits.hardMs === null && (input.controller || !input.external))
+    return runHandler(input, makeContext(input, controller, policy), policy);
+  return runLimited(input, controller, policy);
+}
+
+async function runLimited(
+  input: RunInput,
+  controller: AbortController,
+  policy: ResolvedRetry,
+): Promise<Outcome> {
   const external = input.controller ? undefined : input.external;
   const onExternal = () => controller.abort(external?.reason);
   external?.addEventListener('abort', onExternal, { once: true });
@@ -74,23 +84,27 @@ export async function runTask(input: RunInput): Promise<Outcome> {
       );
     });
   }
-  const run = (async (): Promise<Outcome> => {
-    try {
-      const callArgs = task.options.bind ? [ctx, ...input.args] : input.args;
-      // A `run <task>` span, child of the caller's trace context in the headers, when OpenTelemetry is on.
-      const value = await withRunSpan(task.name, input.id, input.headers, async () =>
-        runWithContext(ctx, () => task.handler(...callArgs)),
-      );
-      return { kind: 'success', value };
-    } catch (err) {
-      return classify(err, input, policy);
-    }
-  })();
+  const run = runHandler(input, ctx, policy);
   try {
     return hard ? await Promise.race([run, hard]) : await run;
   } finally {
     for (const t of timers) clearTimeout(t);
     external?.removeEventListener('abort', onExternal);
+  }
+}
+
+/** Calls the handler in its context (and its span, when OpenTelemetry is on); never rejects. */
+async function runHandler(input: RunInput, ctx: TaskContext, policy: ResolvedRetry): Promise<Outcome> {
+  const { task } = input;
+  try {
+    const callArgs = task.options.bind ? [ctx, ...input.args] : input.args;
+    // A `run <task>` span, child of the caller's trace context in the headers, when OpenTelemetry is on.
+    const value = await withRunSpan(task.name, input.id, input.headers, () =>
+      runWithContext(ctx, () => task.handler(...callArgs)),
+    );
+    return { kind: 'success', value };
+  } catch (err) {
+    return classify(err, input, policy);
   }
 }
 

@@ -30,6 +30,7 @@ import { RecentSet } from './recent.js';
 /** `prefetch: 'auto'`: the reserve covers this much work at the recent rate, re-sized this often. */
 const AUTO_PREFETCH_WINDOW_MS = 10;
 const AUTO_PREFETCH_TICK_MS = 25;
+const NO_LIMITS = Object.freeze({ hardMs: null, softMs: null });
 
 /** Options of `app.worker()`. */
 export interface WorkerOptions {
@@ -790,6 +791,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     const [hard, soft] = job.message.headers.timelimit ?? [null, null];
     const override = this.#timeLimits.get(job.name);
     const own = job.task.options.timeLimit;
+    if (hard == null && soft == null && override === undefined && own === undefined) return NO_LIMITS;
     const pick = (
       wire: number | null,
       o: number | null | undefined,
@@ -810,33 +812,10 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     log: TaskLog,
   ): Promise<void> {
     const { delivery } = job;
+    if (outcome.kind === 'success') return this.#succeeded(job, outcome.value, runtimeMs, acksLate, log);
     const queueOf = (name: string) => this.#core.queueOf(name);
     const ack = () => (acksLate ? this.#settle(delivery, 'ack') : Promise.resolve());
     switch (outcome.kind) {
-      case 'success': {
-        const { embed } = job.message;
-        if (embed.chain?.length || embed.callbacks?.length) {
-          const next = followUps(job, outcome.value, queueOf);
-          await this.#store(job, () =>
-            successMeta(job.id, outcome.value, this.#extended(job, { children: next.children })),
-          );
-          await this.#core.publisher.publishMany(next.requests.map((request) => ({ request })));
-        } else if (this.#storesResult(job)) {
-          await this.#store(job, successMeta(job.id, outcome.value, this.#extended(job, { children: [] })));
-        }
-        if (acksLate) await this.#settle(delivery, 'ack');
-        this.#recent.add(job.id);
-        this.stats.succeeded++;
-        log.debug({ runtimeMs }, 'task succeeded');
-        this.emit('task-succeeded', {
-          id: job.id,
-          name: job.name,
-          result: outcome.value,
-          runtimeMs,
-          at: Date.now(),
-        });
-        return;
-      }
       case 'retry': {
         // The retry message is published before the current one is acked (DESIGN.md §2, Acks).
         await this.#core.publisher.publish(
@@ -894,6 +873,33 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         });
       }
     }
+  }
+
+  /** A handler that returned: result stored, follow-ups published, then the ack (at-least-once). */
+  async #succeeded(
+    job: Job,
+    value: unknown,
+    runtimeMs: number,
+    acksLate: boolean,
+    log: TaskLog,
+  ): Promise<void> {
+    const { delivery } = job;
+    const { embed } = job.message;
+    if (embed.chain?.length || embed.callbacks?.length) {
+      const next = followUps(job, value, (name) => this.#core.queueOf(name));
+      await this.#store(job, () =>
+        successMeta(job.id, value, this.#extended(job, { children: next.children })),
+      );
+      await this.#core.publisher.publishMany(next.requests.map((request) => ({ request })));
+    } else if (this.#storesResult(job)) {
+      await this.#store(job, successMeta(job.id, value, this.#extended(job, { children: [] })));
+    }
+    if (acksLate) await this.#settle(delivery, 'ack');
+    this.#recent.add(job.id);
+    this.stats.succeeded++;
+    log.debug({ runtimeMs }, 'task succeeded');
+    if (this.listening('task-succeeded'))
+      this.emit('task-succeeded', { id: job.id, name: job.name, result: value, runtimeMs, at: Date.now() });
   }
 
   /** A redelivered message whose task already succeeded (its ack was lost): ack it without running. */
