@@ -894,8 +894,10 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     } else if (this.#storesResult(job)) {
       await this.#store(job, successMeta(job.id, value, this.#extended(job, { children: [] })));
     }
-    if (acksLate) await this.#settle(delivery, 'ack');
+    // In the window from here, before the ack: a copy that arrives while the ack is on its way
+    // (acks wait a few ms to ride along with a fetch) is a duplicate of a stored success.
     this.#recent.add(job.id);
+    if (acksLate) await this.#settle(delivery, 'ack');
     this.stats.succeeded++;
     log.debug({ runtimeMs }, 'task succeeded');
     if (this.listening('task-succeeded'))
