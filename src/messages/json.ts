@@ -218,13 +218,14 @@ const LONG_DIGITS = /\d{16}/;
 /**
  * Parses JSON text. Integers beyond Number.MAX_SAFE_INTEGER decode as `bigint`, without loss;
  * everything else is what JSON.parse gives. The lossless parser only runs when the text holds a
- * run of 16 or more digits; otherwise this is JSON.parse.
+ * run of 16 or more digits; otherwise this is JSON.parse. `scanFrom`: the caller knows the text
+ * before this index holds no number (a kombu envelope's base64 body), so only the rest is scanned.
  *
  * @example
  * loads('[1, 12345678901234567890]') // [1, 12345678901234567890n]
  */
-export function loads(text: string): unknown {
-  if (!LONG_DIGITS.test(text)) return JSON.parse(text);
+export function loads(text: string, scanFrom = 0): unknown {
+  if (!LONG_DIGITS.test(scanFrom > 0 ? text.slice(scanFrom) : text)) return JSON.parse(text);
   // Validate with the native parser first: it gives the usual SyntaxError for bad input, so the
   // slow parser below only ever sees valid JSON.
   JSON.parse(text);

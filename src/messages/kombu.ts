@@ -123,19 +123,15 @@ export function toKombuEnvelope(wire: WireMessage, address: KombuAddress): strin
 }
 
 const BODY_FIRST = '{"body": "';
-const LONG_DIGITS = /\d{16}/;
 
 /**
- * `loads` for an envelope as kombu and Celeriac write it (`{"body": "<base64>", …}`): a base64 body
- * holds no numbers, so only the text after it is looked at for integers beyond 2^53 (the lossless
- * path); scanning the body too costs as much as parsing it. Any other layout goes through `loads`.
+ * `loads` for an envelope as kombu and Celeriac write it (`{"body": "<base64>", …}`): the body is a
+ * string, so only the text after it is scanned for integers beyond 2^53; scanning the body too
+ * costs as much as parsing it. Any other layout is scanned whole.
  */
 function loadsEnvelope(raw: string): unknown {
-  if (raw.startsWith(BODY_FIRST)) {
-    const end = raw.indexOf('"', BODY_FIRST.length);
-    if (end > 0 && !LONG_DIGITS.test(raw.slice(end))) return JSON.parse(raw);
-  }
-  return loads(raw);
+  const end = raw.startsWith(BODY_FIRST) ? raw.indexOf('"', BODY_FIRST.length) : -1;
+  return loads(raw, Math.max(0, end));
 }
 
 // A flat character class (no nested groups): a group repeated per 4 characters overflows the regex

@@ -38,7 +38,7 @@ export class AutoPrefetch {
 
   /**
    * Folds the completions since the last tick into the rate and returns the new reserve when it
-   * moved enough to be worth telling the broker (≥ 25%, or to/from the floor), else null.
+   * moved enough to be worth telling the broker (by a quarter or more), else null.
    */
   tick(): number | null {
     const t = this.now();
@@ -50,9 +50,8 @@ export class AutoPrefetch {
     this.#rate = this.#rate === 0 ? instant : 0.5 * this.#rate + 0.5 * instant;
     const wanted = Math.max(1, Math.min(this.ceiling(), Math.round((this.#rate * this.windowMs) / 1000)));
     const previous = this.#value;
-    if (wanted === previous) return null;
-    const moved = Math.abs(wanted - previous) / previous >= 0.25 || wanted === 1 || previous === 1;
-    if (!moved) return null;
+    // A move to or from 1 is always at least half, so it always counts.
+    if (Math.abs(wanted - previous) / previous < 0.25) return null;
     this.#value = wanted;
     return wanted;
   }

@@ -907,7 +907,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   /** A redelivered message whose task already succeeded (its ack was lost): ack it without running. */
   async #succeededBefore(job: Job): Promise<boolean> {
     if (this.#recent.has(job.id)) return true;
-    if (!this.#sink || job.message.headers.ignore_result || job.task.options.ignoreResult) return false;
+    if (!this.#sink || !this.#storesResult(job)) return false;
     const meta = await this.#sink.get(job.id);
     return meta?.status === 'SUCCESS' && (meta.retries === undefined || meta.retries === job.retries);
   }
@@ -984,7 +984,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   }
 
   async #store(job: Job, meta: ResultMeta | (() => ResultMeta)): Promise<void> {
-    if (!this.#sink || job.message.headers.ignore_result || job.task.options.ignoreResult) return;
+    if (!this.#sink || !this.#storesResult(job)) return;
     await this.#sink.store(typeof meta === 'function' ? meta() : meta, {
       expiresMs: this.#core.config.resultExpiresMs,
     });

@@ -127,7 +127,7 @@ export class RedisTransport implements Transport {
   private flushScheduled = false;
   private inflight = new Set<Promise<void>>();
   private settleBatch = new Map<string, PendingSettle[]>();
-  private settleScheduled = false;
+  /** Set while acks wait for a fetch to ride along with (flushSettles clears it). */
   private settleTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -485,8 +485,7 @@ export class RedisTransport implements Transport {
         this.settleBatch.set(group, list);
       }
       list.push({ tag: held.kombuTag, done, fail });
-      if (!this.settleScheduled) {
-        this.settleScheduled = true;
+      if (this.settleTimer === undefined) {
         // A few ms later: the acks of that time go in one script, or ride along with a fetch the
         // consumer issues meanwhile (takeSettles), which on a busy or a trickle-fed worker is the
         // usual case: one command per task instead of two.
@@ -496,8 +495,8 @@ export class RedisTransport implements Transport {
   }
 
   private flushSettles(): void {
-    this.settleScheduled = false;
     clearTimeout(this.settleTimer);
+    this.settleTimer = undefined;
     const batches = this.settleBatch;
     this.settleBatch = new Map();
     const client = this.redis();
