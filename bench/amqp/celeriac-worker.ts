@@ -5,10 +5,7 @@
  * to the last one's end (as the Python side measures), `latencies` send → start in ms for tasks that
  * carry their send time. Task `bench.noop(sentAtEpochMs)`.
  */
-// The compiled package, as users run it (`npm run bench` builds first); typed from the sources.
-const { Celeriac } = (await import(
-  new URL('../../dist/index.js', import.meta.url).href
-)) as typeof import('../../src/index.js');
+import { Celeriac } from '../package.js';
 
 const [url, queue, concurrency, count] = process.argv.slice(2) as [string, string, string, string];
 const total = Number(count);

@@ -2,11 +2,7 @@ import { randomUUID } from 'node:crypto';
 
 import type { BenchContext, Measurement, Suite } from '../harness.js';
 import { atSteadyRate, latencySummary } from '../harness.js';
-
-// The compiled package, as users run it (`npm run bench` builds first); typed from the sources.
-const { Celeriac } = (await import(
-  new URL('../../dist/index.js', import.meta.url).href
-)) as typeof import('../../src/index.js');
+import { Celeriac } from '../package.js';
 
 /** Tasks per throughput step (the issue's 20,000). */
 const TASKS = 20_000;

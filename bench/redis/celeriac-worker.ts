@@ -4,10 +4,7 @@
  * Prints one JSON line when `count` tasks have started (latency) or finished (drain):
  * `{ ms, rssMiB, latencies? }`. Task `bench.noop(sentAtEpochMs)`.
  */
-// The compiled package, as users run it (`npm run bench` builds first); typed from the sources.
-const { Celeriac } = (await import(
-  new URL('../../dist/index.js', import.meta.url).href
-)) as typeof import('../../src/index.js');
+import { Celeriac } from '../package.js';
 
 const [url, queue, concurrency, count, mode] = process.argv.slice(2) as [
   string,

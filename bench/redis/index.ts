@@ -6,12 +6,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { BenchContext, Measurement, Suite } from '../harness.js';
 import { atSteadyRate, latencySummary } from '../harness.js';
-
-// The compiled package, as users run it (`npm run bench` builds first); typed from the sources.
-const { Celeriac } = (await import(
-  new URL('../../dist/index.js', import.meta.url).href
-)) as typeof import('../../src/index.js');
-type Celeriac = InstanceType<typeof Celeriac>;
+import { Celeriac } from '../package.js';
 
 /**
  * `npm run bench -- redis`: Celeriac, BullMQ and Python Celery 5.2 against the same Redis, on the
