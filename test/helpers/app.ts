@@ -24,15 +24,19 @@ afterEach(async () => {
 /** Resolves after `ms`. */
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Waits until `check()` is true (checked on each macrotask), failing after `timeoutMs`. */
+/**
+ * Waits until `check()` is true (checked on each macrotask), failing after `timeoutMs`. Resolves
+ * with how long it waited (ms), for tests that report it.
+ */
 export async function until(
   check: () => boolean | Promise<boolean>,
   timeoutMs = 5000,
   what = 'condition',
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
+): Promise<number> {
+  const start = Date.now();
   while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await sleep(5);
   }
+  return Date.now() - start;
 }

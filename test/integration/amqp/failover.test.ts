@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AmqpTransport } from '../../../src/brokers/amqp/index.js';
 import { Celeriac, type TaskContext } from '../../../src/index.js';
+import { until } from '../../helpers/app.js';
 import { RabbitNode, sparePort } from './servers.js';
 
 /**
@@ -21,22 +22,6 @@ const cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-async function until(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-): Promise<number> {
-  const start = Date.now();
-  while (!(await check())) {
-    if (Date.now() - start > timeoutMs)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-  return Date.now() - start;
-}
 
 /** Names of the client connections a node has now (from their connection_name). */
 async function connectionsOn(node: RabbitNode): Promise<string[]> {
@@ -70,7 +55,7 @@ describe('AMQP cluster URL failover (?hosts=)', () => {
     expect(await connectionsOn(a)).toContain('failover-connect');
     await celeriac.worker({ queues: ['failover'], concurrency: 2 }).start();
     const sent = await work.delay();
-    await until('the task to run', () => runs.some((r) => r.id === sent.id), 10_000);
+    await until(() => runs.some((r) => r.id === sent.id), 10_000, 'the task to run');
     console.log(`[failover] dead first host: connected to the second one in ${connectedIn} ms, task ran`);
     expect((await celeriac.health()).status).toBe('healthy');
   });
@@ -82,47 +67,47 @@ describe('AMQP cluster URL failover (?hosts=)', () => {
     expect(await connectionsOn(a)).toContain('failover-worker');
     expect(await connectionsOn(b)).not.toContain('failover-worker');
     const first = await worker.work.delay(); // from the worker's app itself, through node a
-    await until('a task through node a', () => worker.runs.some((r) => r.id === first.id), 10_000);
+    await until(() => worker.runs.some((r) => r.id === first.id), 10_000, 'a task through node a');
 
     await a.stop();
     const stoppedAt = Date.now();
     const onB = await until(
-      'the worker to connect to node b',
       async () => (await connectionsOn(b)).includes('failover-worker'),
       20_000,
+      'the worker to connect to node b',
     );
     // A client of node b alone sends; the worker consumes it there (its queue declared again on b).
     const sender = app(`amqp://guest:guest@127.0.0.1:${b.port}/`, 'failover-sender');
     const ids = (await Promise.all(Array.from({ length: 20 }, () => sender.work.delay()))).map((r) => r.id);
     const consumedIn = await until(
-      'the worker to run the tasks sent to node b',
       () => ids.every((id) => worker.runs.some((r) => r.id === id)),
       20_000,
+      'the worker to run the tasks sent to node b',
     );
     const healthy = await until(
-      'the worker app to be healthy again',
       async () => (await worker.celeriac.health()).status === 'healthy',
       10_000,
+      'the worker app to be healthy again',
     );
     const afterStop = Date.now() - stoppedAt;
     // The worker's own publishes go through node b too.
     const own = await worker.work.delay();
     await until(
-      'a task the worker app sent through node b',
       () => worker.runs.some((r) => r.id === own.id),
       10_000,
+      'a task the worker app sent through node b',
     );
 
     // Node a back, node b stops: the hosts are tried in turn, so the worker goes back to a.
     await a.start();
     await b.stop();
     const backOnA = await until(
-      'the worker to connect to node a again',
       async () => (await connectionsOn(a)).includes('failover-worker'),
       20_000,
+      'the worker to connect to node a again',
     );
     const last = await worker.work.delay();
-    await until('a task through node a again', () => worker.runs.some((r) => r.id === last.id), 10_000);
+    await until(() => worker.runs.some((r) => r.id === last.id), 10_000, 'a task through node a again');
     console.log(
       `[failover] node a stopped: the worker connected to node b ${onB} ms later, ran the 20 tasks sent there ` +
         `${consumedIn} ms after that (${afterStop} ms after the stop), healthy after ${healthy} ms more; ` +

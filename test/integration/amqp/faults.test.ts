@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AmqpTransport } from '../../../src/brokers/amqp/index.js';
 import type { HealthReport } from '../../../src/health.js';
 import { Celeriac } from '../../../src/index.js';
+import { sleep } from '../../helpers/app.js';
 import { amqpUrl, closeNamedConnection, freshVhost } from './helpers.js';
 
 let vhost = '';
@@ -23,8 +24,6 @@ const cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** An app with a worker on a queue of its own, and a record of every health report it gave. */
 async function running(label: string, brokerOptions: Record<string, unknown> = {}) {

@@ -11,6 +11,7 @@ import { type AmqpTransport, createTransport } from '../../../src/brokers/amqp/i
 import type { Delivery } from '../../../src/brokers/transport.js';
 import { ConfigError } from '../../../src/errors.js';
 import { Celeriac } from '../../../src/index.js';
+import { sleep, until } from '../../helpers/app.js';
 import { amqpUrl, freshVhost, rabbitmqctl } from './helpers.js';
 
 let vhost = '';
@@ -26,8 +27,6 @@ const cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The opt-ins every test uses: `jobs.*` quorum with a delivery limit, `dl.*` also dead-lettering. */
 const QUEUES = {
@@ -92,14 +91,6 @@ function app(options: { maxDeliveries?: number } = {}): Celeriac {
   });
   cleanup.push(() => a.close());
   return a;
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 describe('quorum queues (brokerOptions.queues: { quorum, deliveryLimit })', () => {
@@ -192,7 +183,7 @@ describe('quorum queues (brokerOptions.queues: { quorum, deliveryLimit })', () =
       await Promise.all(Array.from({ length: 100 }, (_, i) => work.delay(i % 10 === 0 ? 40 : 1)));
       await sleep(150);
     }
-    await until('600 tasks', async () => done >= 600, 30_000);
+    await until(async () => done >= 600, 30_000, '600 tasks');
     await sleep(300);
     sampling = false;
     await sampler;
@@ -240,7 +231,7 @@ describe('quorum queues (brokerOptions.queues: { quorum, deliveryLimit })', () =
       },
     });
     await t.publish(Array.from({ length: 6 }, message));
-    await until('6 deliveries', async () => got.length === 6);
+    await until(async () => got.length === 6, 20_000, '6 deliveries');
     // A change racing with cancel() while a delivery is still held (the channel stays open for it)
     // must leave no consumer behind: one would take messages only to nack them back.
     // cancel() lands right after the re-subscription cancelled the old consumer, before the new one.
@@ -254,7 +245,7 @@ describe('quorum queues (brokerOptions.queues: { quorum, deliveryLimit })', () =
       return ok;
     }) as typeof ch.basicCancel;
     consumer.setPrefetch(13); // at least doubles: a re-subscription in any case
-    await until('the racing cancel', async () => cancelling !== undefined);
+    await until(async () => cancelling !== undefined, 20_000, 'the racing cancel');
     await cancelling;
     await sleep(500);
     expect(await consumersOf('jobs.burst')).toEqual([]);
@@ -303,9 +294,9 @@ describe('quorum queues (brokerOptions.queues: { quorum, deliveryLimit })', () =
         }),
       );
       await until(
-        'the worker to die or the message to be dead-lettered',
         async () => exitCode !== undefined || (await transport.deadLetters.list(queue)).length > 0,
         30_000,
+        'the worker to die or the message to be dead-lettered',
       );
       if (exitCode !== undefined) {
         expect(exitCode).toBe(3);
@@ -353,7 +344,11 @@ describe('quorum queues (brokerOptions.queues: { quorum, deliveryLimit })', () =
         deliveries += 1;
         ch.basicNack({ deliveryTag: msg.deliveryTag, requeue: true });
       });
-      await until(`${queue} empty`, async () => (await queueInfo(queue))?.messages === 0 && deliveries > 0);
+      await until(
+        async () => (await queueInfo(queue))?.messages === 0 && deliveries > 0,
+        20_000,
+        `${queue} empty`,
+      );
       await sleep(300);
       await ch.close();
       return deliveries;

@@ -3,6 +3,7 @@ import { AmqpTransport, createTransport } from '../../../src/brokers/amqp/index.
 import { ConnectionError } from '../../../src/errors.js';
 import type { HealthReport } from '../../../src/health.js';
 import { Celeriac, type Logger, type TaskContext } from '../../../src/index.js';
+import { sleep, until } from '../../helpers/app.js';
 import { messageId, testMessage } from '../../helpers/messages.js';
 import { RabbitNode } from './servers.js';
 
@@ -24,22 +25,6 @@ afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
   await node.start(); // a failed test may have left it stopped
 }, 60_000);
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-async function until(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-): Promise<number> {
-  const start = Date.now();
-  while (!(await check())) {
-    if (Date.now() - start > timeoutMs)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-  return Date.now() - start;
-}
 
 /** A logger that keeps warnings and errors (printed when a test fails to explain why). */
 function capture(lines: string[]): Logger {
@@ -90,7 +75,7 @@ describe('full RabbitMQ restart (test-owned node)', () => {
     const sentBefore = await Promise.all(
       Array.from({ length: BEFORE }, () => sender.sendTask('restart.work', [], {}, { queue })),
     );
-    await until('the worker to run some tasks', () => runs.length >= 30, 20_000);
+    await until(() => runs.length >= 30, 20_000, 'the worker to run some tasks');
     const readyAtStop = Number(
       (await node.ctl('list_queues', 'name', 'messages_ready'))
         .split('\n')
@@ -104,11 +89,11 @@ describe('full RabbitMQ restart (test-owned node)', () => {
     const stoppedAt = Date.now();
     const runsAtStop = runs.length;
     const degradedAfter = await until(
-      'both apps to report the broker not healthy',
       async () =>
         brokerOf(await worker.health()).status !== 'healthy' &&
         brokerOf(await sender.health()).status !== 'healthy',
       10_000,
+      'both apps to report the broker not healthy',
     );
     const downReport = await sender.health();
 
@@ -146,26 +131,26 @@ describe('full RabbitMQ restart (test-owned node)', () => {
     const upAt = Date.now();
     const runsAtRestart = runs.length;
     const consumedAgainAfter = await until(
-      'the worker to run a task again',
       () => runs.length > runsAtRestart,
       30_000,
+      'the worker to run a task again',
     );
     const sentDuring = await Promise.all(during);
     const flushedAfter = Date.now() - upAt;
     const ids = new Set([...sentBefore, ...sentDuring].map((r) => r.id));
     await until(
-      'every task to run',
       () => {
         const ran = new Set(runs.map((r) => r.id));
         return [...ids].every((id) => ran.has(id));
       },
       30_000,
+      'every task to run',
     );
     const healthyAfter = await until(
-      'both apps healthy again',
       async () =>
         (await worker.health()).status === 'healthy' && (await sender.health()).status === 'healthy',
       15_000,
+      'both apps healthy again',
     );
     const ran = new Map<string, number>();
     for (const r of runs) ran.set(r.id, (ran.get(r.id) ?? 0) + 1);
@@ -191,7 +176,7 @@ describe('full RabbitMQ restart (test-owned node)', () => {
     expect(t).toBeInstanceOf(AmqpTransport);
     await t.connect();
     await node.stop();
-    await until('the transport to notice', () => t.health().status !== 'healthy', 10_000);
+    await until(() => t.health().status !== 'healthy', 10_000, 'the transport to notice');
     const messages = Array.from({ length: 5 }, () => testMessage());
     const waiting = messages.map((message) => t.publish([{ queue, message }]));
     waiting.forEach((p) => void p.catch(() => {}));
@@ -222,7 +207,7 @@ describe('full RabbitMQ restart (test-owned node)', () => {
       },
       { prefetch: 10 },
     );
-    await until('the 5 messages', () => got.length >= 5, 10_000);
+    await until(() => got.length >= 5, 10_000, 'the 5 messages');
     await sleep(300);
     expect(got.sort()).toEqual(messages.map((m) => messageId(m)).sort());
     expect(t.health()).toEqual({ status: 'healthy' });

@@ -13,6 +13,7 @@ import type { TaskContext } from '../../../src/index.js';
 import { Celeriac } from '../../../src/index.js';
 import { buildTaskMessage, encodeTask } from '../../../src/messages/codec.js';
 import { threadOid } from '../../../src/messages/ids.js';
+import { sleep } from '../../helpers/app.js';
 import { assertPeerAvailable, peerCall } from '../../helpers/peer.js';
 import { amqpUrl, freshVhost, rabbitmqctl } from './helpers.js';
 
@@ -29,8 +30,6 @@ const cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c();
 });
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function rpcApp(connectionName?: string, results = 'rpc://'): Celeriac {
   const a = new Celeriac({
