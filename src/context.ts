@@ -50,7 +50,11 @@ export function currentTask(): TaskContext | undefined {
   return storage.getStore();
 }
 
-/** Runs `fn` with `ctx` as the current task context. */
-export function runWithContext<T>(ctx: TaskContext, fn: () => T): T {
-  return storage.run(ctx, fn);
+/** Runs `fn(...args)` with `ctx` as the current task context. */
+export function runWithContext<A extends unknown[], T>(
+  ctx: TaskContext,
+  fn: (...args: A) => T,
+  ...args: A
+): T {
+  return storage.run(ctx, fn, ...args);
 }

@@ -99,6 +99,11 @@ export function publishHeaders(headers: Record<string, unknown>): Record<string,
   return out;
 }
 
+/** Whether a run needs a span: an SDK is registered, or the message carries a trace to continue. */
+export function runSpanNeeded(headers: Readonly<Record<string, unknown>>): boolean {
+  return typeof headers.traceparent === 'string' || sdkRegistered();
+}
+
 /**
  * Runs a task's handler in a consumer span `run <task>`, child of the trace context in the message
  * headers, with the span active. The span records the error of a failed run.

@@ -41,7 +41,8 @@ export interface Pool {
   /** Runs at once. */
   readonly size: number;
   start(): Promise<void>;
-  run(run: PoolRun): Promise<Outcome>;
+  /** The outcome, at once when the pool has it at once (a synchronous handler on the event loop). */
+  run(run: PoolRun): Outcome | Promise<Outcome>;
   /** Grows or shrinks the budget (pool_grow / pool_shrink, autoscale). Running tasks are not stopped. */
   resize(size: number): void;
   /** Stops the pool; with `force`, running tasks are killed where the pool can. */

@@ -10,14 +10,15 @@ import { aggregate } from '../health.js';
 import type { Logger } from '../logging.js';
 import type { Publisher } from '../publisher/publisher.js';
 import { failureMeta, retryMeta, revokedMeta, stateMeta, successMeta } from '../results/exceptions.js';
-import type { ResultMeta } from '../results/meta.js';
+import type { ResultMeta, TaskState } from '../results/meta.js';
 import type { ResultSink } from '../results/sink.js';
+import type { Task } from '../task.js';
 import { LazyAbortController } from './abort.js';
 import type { WorkerEventMap } from './events.js';
 import { TypedEmitter } from './events.js';
 import type { Outcome } from './execute.js';
 import { errbackRequests, followUps, retryRequest } from './follow-ups.js';
-import type { Pool, PoolKind } from './pool.js';
+import type { Pool, PoolKind, PoolRun } from './pool.js';
 import { POOL_KINDS } from './pool.js';
 import { createPool } from './pools/index.js';
 import { AutoPrefetch } from './prefetch.js';
@@ -98,13 +99,48 @@ export interface TaskInfo {
   eta?: string | null;
 }
 
-interface Running {
-  job: Job;
-  pool: PoolKind;
-  started: number;
-  abort: LazyAbortController;
+/**
+ * A task run: what the pool receives (PoolRun, with the signal made only when read) and what the
+ * worker tracks while it runs. A class, so the getter and updateState live on the prototype.
+ */
+class Run implements PoolRun {
+  readonly task: Task<never[], unknown>;
+  readonly id: string;
+  args: unknown[];
+  readonly kwargs: Record<string, unknown>;
+  readonly headers: Record<string, unknown>;
+  readonly retries: number;
+  readonly queue: string;
+  readonly event: string | null;
+  readonly controller = new LazyAbortController();
+  readonly started = Date.now();
   /** Set when stop() gave up on the task: its late outcome is not settled. */
-  abandoned: boolean;
+  abandoned = false;
+
+  constructor(
+    readonly job: Job,
+    readonly pool: PoolKind,
+    readonly hostname: string,
+    readonly limits: { hardMs: number | null; softMs: number | null },
+    private readonly storeState: (job: Job, state: TaskState, meta: unknown) => Promise<void>,
+  ) {
+    this.task = job.task;
+    this.id = job.id;
+    this.args = job.args;
+    this.kwargs = job.kwargs;
+    this.headers = job.message.headers;
+    this.retries = job.retries;
+    this.queue = job.delivery.queue;
+    this.event = job.event;
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  updateState(state: TaskState, meta: unknown): Promise<void> {
+    return this.storeState(this.job, state, meta);
+  }
 }
 
 /**
@@ -147,7 +183,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   /** Running tasks per pool (the members of #running, counted). */
   readonly #busy: Record<PoolKind, number> = { async: 0, threads: 0, process: 0 };
   readonly #waiting = new Map<Job, NodeJS.Timeout>();
-  readonly #running = new Set<Running>();
+  readonly #running = new Set<Run>();
   #revoked = new Set<string>();
   /** Revoked here since the last read of the store (kept when the set is rebuilt from the store). */
   #revokedLately = new Set<string>();
@@ -156,6 +192,9 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   readonly #timeLimits = new Map<string, { softMs: number | null; hardMs: number | null }>();
   #settling = 0;
   #idle: (() => void) | null = null;
+  /** ctx.updateState of every run (one function, not one closure per run). */
+  readonly #storeState = (job: Job, state: TaskState, meta: unknown): Promise<void> =>
+    this.#store(job, stateMeta(job.id, state, meta));
   readonly #startedAt = Date.now();
   readonly stats = {
     received: 0,
@@ -330,10 +369,10 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   async #abandonRunning(): Promise<void> {
     const onLoop: string[] = [];
-    const killed: Running[] = [];
+    const killed: Run[] = [];
     for (const r of this.#running) {
       r.abandoned = true;
-      r.abort.abort(new Error('worker shutdown deadline reached'));
+      r.controller.abort(new Error('worker shutdown deadline reached'));
       if (r.pool === 'async') onLoop.push(r.job.id);
       else killed.push(r);
     }
@@ -451,7 +490,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     if (options.terminate) {
       for (const r of this.#running) {
         if (ids.includes(r.job.id)) {
-          r.abort.abort(new Error('revoked'));
+          r.controller.abort(new Error('revoked'));
           terminated.push(r.job.id);
         }
       }
@@ -697,89 +736,172 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
   }
 
-  async #execute(job: Job, kind: PoolKind): Promise<void> {
-    const running: Running = {
-      job,
-      pool: kind,
-      started: Date.now(),
-      abort: new LazyAbortController(),
-      abandoned: false,
-    };
-    this.#running.add(running);
+  /**
+   * Runs a job on its pool. The usual run (nothing to check or store first) starts at once and,
+   * when the handler returns without a promise, ends in the same turn; every other run goes
+   * through #prelude first. Nothing here throws: infrastructure errors are logged and the delivery
+   * stays unsettled, so the broker redelivers it.
+   */
+  #execute(job: Job, kind: PoolKind): void {
+    const run = new Run(job, kind, this.hostname, this.#limitsOf(job), this.#storeState);
+    this.#running.add(run);
     this.#busy[kind]++;
     const { task, delivery } = job;
-    const log = new TaskLog(this.#log, job);
-    try {
-      if (this.#revoked.has(job.id)) return await this.#revoke(job, 'revoked');
-      if (job.expires !== null && job.expires <= Date.now()) return await this.#revoke(job, 'expired');
-      if (delivery.redelivered && (await this.#succeededBefore(job))) return this.#dropDuplicate(job);
-      if (task.options.argsSchema && job.event === null) {
-        try {
-          job.args = await this.#core.validateArgs(task, job.args, 'worker');
-        } catch (err) {
-          return await this.#refuse(delivery, {
-            reason: `args refused by the task's schema: ${(err as Error).message}`,
-            excType: 'PayloadError',
-            id: job.id,
-            name: job.name,
-            message: job.message,
-          });
-        }
-      }
-      const acksLate = task.options.acksLate ?? true;
-      if (!acksLate) await this.#settle(delivery, 'ack');
-      if (task.options.trackStarted ?? this.#core.config.trackStarted) {
-        await this.#store(job, stateMeta(job.id, 'STARTED', { pid: process.pid, hostname: this.hostname }));
-      }
-      if (this.listening('task-started'))
-        this.emit('task-started', {
+    if (
+      this.#revoked.has(job.id) ||
+      (job.expires !== null && job.expires <= run.started) ||
+      delivery.redelivered ||
+      (task.options.argsSchema !== undefined && job.event === null) ||
+      task.options.acksLate === false ||
+      (task.options.trackStarted ?? this.#core.config.trackStarted)
+    ) {
+      this.#prelude(run).then(
+        (go) => (go ? this.#start(run) : this.#done(run)),
+        (err: unknown) => this.#settleFailed(run, err),
+      );
+      return;
+    }
+    this.#start(run);
+  }
+
+  /** The checks and writes some runs need before the handler; false when the job is not to run. */
+  async #prelude(run: Run): Promise<boolean> {
+    const { job } = run;
+    const { task, delivery } = job;
+    if (this.#revoked.has(job.id)) {
+      await this.#revoke(job, 'revoked');
+      return false;
+    }
+    if (job.expires !== null && job.expires <= Date.now()) {
+      await this.#revoke(job, 'expired');
+      return false;
+    }
+    if (delivery.redelivered && (await this.#succeededBefore(job))) {
+      this.#dropDuplicate(job);
+      return false;
+    }
+    if (task.options.argsSchema && job.event === null) {
+      try {
+        job.args = await this.#core.validateArgs(task, job.args, 'worker');
+        run.args = job.args;
+      } catch (err) {
+        await this.#refuse(delivery, {
+          reason: `args refused by the task's schema: ${(err as Error).message}`,
+          excType: 'PayloadError',
           id: job.id,
           name: job.name,
-          queue: delivery.queue,
-          retries: job.retries,
-          at: running.started,
+          message: job.message,
         });
-      const outcome = await (this.#pools.get(kind) as Pool).run({
-        task,
-        id: job.id,
-        args: job.args,
-        kwargs: job.kwargs,
-        headers: job.message.headers,
-        retries: job.retries,
-        queue: delivery.queue,
-        hostname: this.hostname,
-        event: job.event,
-        limits: this.#limitsOf(job),
-        get signal() {
-          return running.abort.signal;
-        },
-        controller: running.abort,
-        updateState: (state, meta) => this.#store(job, stateMeta(job.id, state, meta)),
-      });
-      if (running.abandoned) return;
-      if (this.#revoked.has(job.id) && running.abort.aborted) return await this.#revoke(job, 'revoked');
-      // The handler is done: its slot goes to the next task now, while this one stores its result
-      // and acks (counted as settling, so stop() still waits for it; the unacked message still
-      // holds its prefetch credit, so this phase stays bounded).
-      this.#settling++;
-      try {
-        this.#release(running);
-        await this.#finish(job, outcome, Date.now() - running.started, acksLate, log);
-      } finally {
-        this.#settling--;
+        return false;
       }
-    } catch (err) {
-      // Only infrastructure errors land here (a broker or sink that failed while settling). The
-      // delivery stays unsettled, so the broker redelivers it: nothing is lost.
-      log.error({ err }, 'could not settle task; it will be redelivered');
-    } finally {
-      this.#release(running);
-      this.#checkIdle();
     }
+    if (task.options.acksLate === false) await this.#settle(delivery, 'ack');
+    if (task.options.trackStarted ?? this.#core.config.trackStarted) {
+      await this.#store(job, stateMeta(job.id, 'STARTED', { pid: process.pid, hostname: this.hostname }));
+    }
+    return true;
+  }
+
+  /** Hands the run to its pool; the outcome goes to #ended, at once when the pool had it at once. */
+  #start(run: Run): void {
+    const { job } = run;
+    if (this.listening('task-started'))
+      this.emit('task-started', {
+        id: job.id,
+        name: job.name,
+        queue: job.delivery.queue,
+        retries: job.retries,
+        at: run.started,
+      });
+    let outcome: Outcome | Promise<Outcome>;
+    try {
+      outcome = (this.#pools.get(run.pool) as Pool).run(run);
+    } catch (err) {
+      outcome = { kind: 'failure', error: err instanceof Error ? err : new Error(String(err)) };
+    }
+    if (outcome instanceof Promise)
+      outcome.then(
+        (o) => this.#ended(run, o),
+        (err: unknown) => this.#ended(run, { kind: 'failure', error: err as Error }),
+      );
+    else this.#ended(run, outcome);
+  }
+
+  /**
+   * The handler is done: its slot goes to the next task now, while this one stores its result and
+   * acks (counted as settling, so stop() still waits for it; the unacked message still holds its
+   * prefetch credit, so this phase stays bounded).
+   */
+  #ended(run: Run, outcome: Outcome): void {
+    const { job } = run;
+    if (run.abandoned) return this.#done(run);
+    if (this.#revoked.has(job.id) && run.controller.aborted) {
+      this.#revoke(job, 'revoked').then(
+        () => this.#done(run),
+        (err: unknown) => this.#settleFailed(run, err),
+      );
+      return;
+    }
+    this.#settling++;
+    this.#release(run);
+    const acksLate = job.task.options.acksLate ?? true;
+    const runtimeMs = Date.now() - run.started;
+    const { embed } = job.message;
+    if (
+      outcome.kind === 'success' &&
+      acksLate &&
+      !embed.chain?.length &&
+      !embed.callbacks?.length &&
+      !this.#storesResult(job)
+    ) {
+      // The usual success: nothing to store or publish, only the ack. In the duplicate window from
+      // here (acks wait a few ms to ride along with a fetch; a copy arriving meanwhile is dropped).
+      this.#recent.add(job.id);
+      let acked: Promise<void>;
+      try {
+        acked = this.#transportOf(job.delivery).ack(job.delivery);
+      } catch (err) {
+        acked = Promise.reject(err);
+      }
+      acked.then(
+        () => {
+          this.#settling--;
+          this.#succeededAcked(job, outcome.value, runtimeMs);
+          this.#done(run);
+        },
+        (err: unknown) => {
+          this.#settling--;
+          this.#settleFailed(run, err);
+        },
+      );
+      return;
+    }
+    this.#finish(job, outcome, runtimeMs, acksLate, new TaskLog(this.#log, job)).then(
+      () => {
+        this.#settling--;
+        this.#done(run);
+      },
+      (err: unknown) => {
+        this.#settling--;
+        this.#settleFailed(run, err);
+      },
+    );
+  }
+
+  /** Only infrastructure errors land here (a broker or sink that failed while settling). */
+  #settleFailed(run: Run, err: unknown): void {
+    new TaskLog(this.#log, run.job).error({ err }, 'could not settle task; it will be redelivered');
+    this.#done(run);
+  }
+
+  /** The end of a run, however it went. */
+  #done(run: Run): void {
+    this.#release(run);
+    this.#checkIdle();
   }
 
   /** Frees a running task's pool slot (once) and starts the next reserved task. */
-  #release(running: Running): void {
+  #release(running: Run): void {
     if (!this.#running.delete(running)) return;
     this.#busy[running.pool]--;
     if (typeof this.#prefetch !== 'number') this.#prefetch.completed();
@@ -817,12 +939,14 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     const ack = () => (acksLate ? this.#settle(delivery, 'ack') : Promise.resolve());
     switch (outcome.kind) {
       case 'retry': {
-        // The retry message is published before the current one is acked (DESIGN.md §2, Acks).
+        // RETRY is stored before the retry message goes out (a quick retry run elsewhere must not
+        // have its outcome overwritten by it), and the message before the current one is acked
+        // (DESIGN.md §2, Acks).
+        await this.#store(job, retryMeta(job.id, outcome.error));
         await this.#core.publisher.publish(
           retryRequest(job, Date.now() + outcome.countdownMs),
           delivery.queue,
         );
-        await this.#store(job, retryMeta(job.id, outcome.error));
         await ack();
         this.stats.retried++;
         log.info(
@@ -898,8 +1022,13 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     // (acks wait a few ms to ride along with a fetch) is a duplicate of a stored success.
     this.#recent.add(job.id);
     if (acksLate) await this.#settle(delivery, 'ack');
+    this.#succeededAcked(job, value, runtimeMs, log);
+  }
+
+  #succeededAcked(job: Job, value: unknown, runtimeMs: number, log?: TaskLog): void {
     this.stats.succeeded++;
-    log.debug({ runtimeMs }, 'task succeeded');
+    if (isLevelEnabled(this.#log, 'debug'))
+      (log ?? new TaskLog(this.#log, job)).debug({ runtimeMs }, 'task succeeded');
     if (this.listening('task-succeeded'))
       this.emit('task-succeeded', { id: job.id, name: job.name, result: value, runtimeMs, at: Date.now() });
   }

@@ -22,7 +22,7 @@ export class AsyncPool implements Pool {
 
   async start(): Promise<void> {}
 
-  run(run: PoolRun): Promise<Outcome> {
+  run(run: PoolRun): Outcome | Promise<Outcome> {
     // Passed as is (no spread): a spread would read `signal` and create it for nothing.
     return runTask(run.controller ? run : { ...run, external: run.signal });
   }
