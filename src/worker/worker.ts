@@ -834,7 +834,10 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
    */
   #ended(run: Run, outcome: Outcome): void {
     const { job } = run;
-    if (run.abandoned) return this.#done(run);
+    if (run.abandoned) {
+      this.#done(run);
+      return;
+    }
     if (this.#revoked.has(job.id) && run.controller.aborted) {
       this.#revoke(job, 'revoked').then(
         () => this.#done(run),
