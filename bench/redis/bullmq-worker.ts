@@ -1,8 +1,9 @@
 /**
  * BullMQ worker process for the Redis benchmark (same protocol as celeriac-worker.ts):
  * `node --import tsx bullmq-worker.ts <host> <port> <queue> <concurrency> <count> <mode> <prefix> <db>`.
+ * BullMQ is imported after the start signal, as Celeriac loads its Redis adapter after it, so
+ * `firstMs` covers the same steps for both.
  */
-import { Worker } from 'bullmq';
 
 const [host, port, queue, concurrency, count, mode, prefix, db] = process.argv.slice(2) as [
   string,
@@ -25,9 +26,12 @@ const finished = new Promise<void>((r) => {
 process.stdout.write('ready\n');
 process.stdin.once('data', async () => {
   const start = performance.now();
+  let firstMs = 0;
+  const { Worker } = await import('bullmq');
   const worker = new Worker(
     queue,
     async (job) => {
+      if (firstMs === 0) firstMs = performance.now() - start;
       if (mode === 'latency') latencies.push(now() - (job.data as { sentAt: number }).sentAt);
       return undefined;
     },
@@ -45,7 +49,7 @@ process.stdin.once('data', async () => {
   const ms = performance.now() - start;
   const rssMiB = process.memoryUsage().rss / 2 ** 20;
   process.stdout.write(
-    `${JSON.stringify({ ms, rssMiB, latencies: mode === 'latency' ? latencies : undefined })}\n`,
+    `${JSON.stringify({ ms, firstMs, rssMiB, latencies: mode === 'latency' ? latencies : undefined })}\n`,
   );
   await worker.close();
   process.exit(0);

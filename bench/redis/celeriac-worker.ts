@@ -2,7 +2,8 @@
  * Celeriac worker process for the Redis benchmark:
  * `node --import tsx celeriac-worker.ts <url> <queue> <concurrency> <count> <mode>`, mode `drain` or `latency`.
  * Prints one JSON line when `count` tasks have started (latency) or finished (drain):
- * `{ ms, rssMiB, latencies? }`. Task `bench.noop(sentAtEpochMs)`.
+ * `{ ms, firstMs, rssMiB, latencies? }` (`firstMs`: from the start signal to the first handler call,
+ * which includes loading the Redis adapter, connecting and starting). Task `bench.noop(sentAtEpochMs)`.
  */
 import { Celeriac } from '../package.js';
 
@@ -17,9 +18,12 @@ const total = Number(count);
 const now = (): number => performance.timeOrigin + performance.now();
 const app = new Celeriac({ broker: url, logger: 'silent' });
 const latencies: number[] = [];
+let start = 0;
+let firstMs = 0;
 app.task(
   'bench.noop',
   (sentAt: number) => {
+    if (firstMs === 0) firstMs = performance.now() - start;
     if (mode === 'latency') latencies.push(now() - sentAt);
     return undefined;
   },
@@ -31,7 +35,6 @@ const worker = app.worker({
   ...(process.env.CELERIAC_BENCH_PREFETCH ? { prefetch: Number(process.env.CELERIAC_BENCH_PREFETCH) } : {}),
 });
 let done = 0;
-let start = 0;
 const finished = new Promise<void>((resolve) => {
   worker.on('task-succeeded', () => {
     if (++done === total) resolve();
@@ -45,7 +48,7 @@ process.stdin.once('data', async () => {
   const ms = performance.now() - start;
   const rssMiB = process.memoryUsage().rss / 2 ** 20;
   process.stdout.write(
-    `${JSON.stringify({ ms, rssMiB, latencies: mode === 'latency' ? latencies : undefined })}\n`,
+    `${JSON.stringify({ ms, firstMs, rssMiB, latencies: mode === 'latency' ? latencies : undefined })}\n`,
   );
   await worker.stop();
   await app.close();

@@ -165,11 +165,19 @@ async function enqueueBulk(ctx: BenchContext, tag: string): Promise<Measurement>
   };
 }
 
+/** What a worker child prints at the end: ms from the start signal to the last task, ms to the first, RSS. */
+interface ChildResult {
+  ms: number;
+  firstMs: number;
+  rssMiB: number;
+  latencies?: number[];
+}
+
 /** Starts a worker child that prints `ready`, then waits for a line on stdin to begin. */
 async function child(
   cmd: string,
   args: string[],
-): Promise<{ go: () => Promise<{ ms: number; rssMiB: number; latencies?: number[] }>; proc: ChildProcess }> {
+): Promise<{ go: () => Promise<ChildResult>; proc: ChildProcess }> {
   const proc = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
   const queue: string[] = [];
@@ -194,7 +202,7 @@ async function child(
     proc,
     go: async () => {
       proc.stdin?.write('go\n');
-      return JSON.parse(await next()) as { ms: number; rssMiB: number; latencies?: number[] };
+      return JSON.parse(await next()) as ChildResult;
     },
   };
 }
@@ -251,6 +259,14 @@ async function drain(
     details: { celeryPool: concurrency === 1 ? 'solo' : 'threads' },
   };
   if (concurrency === 50) {
+    startup = {
+      name: 'worker start → first task (concurrency 50)',
+      unit: 'ms',
+      better: 'lower',
+      value: c.firstMs,
+      peers: { bullmq: b.firstMs, celery: null },
+      details: { includes: 'loading the library, connecting, starting; the drain rows include it too' },
+    };
     rss = {
       name: 'worker RSS after the drain (concurrency 50)',
       unit: 'MiB',
@@ -263,6 +279,7 @@ async function drain(
 }
 
 let rss: Measurement | undefined;
+let startup: Measurement | undefined;
 
 /** Times a Python worker from its first take to an empty queue with nothing unacked. */
 async function celeryDrain(
@@ -368,6 +385,7 @@ async function latency(ctx: BenchContext, admin: Redis, tag: string): Promise<Me
       details,
     },
   ];
+  if (startup) out.push(startup);
   if (rss) out.push(rss);
   return out;
 }
