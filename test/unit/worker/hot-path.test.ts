@@ -130,3 +130,88 @@ describe("worker prefetch 'auto' (the default)", () => {
     await app.close();
   });
 });
+
+describe('the synchronous run path', () => {
+  const input = (handler: (...args: never[]) => unknown, extra: Record<string, unknown> = {}) => ({
+    task: { name: 't', handler, options: {} } as never,
+    id: 'id-1',
+    args: [2, 3],
+    kwargs: {},
+    headers: {},
+    retries: 0,
+    queue: 'celery',
+    hostname: 'h',
+    event: null,
+    limits: { hardMs: null, softMs: null },
+    controller: new LazyAbortController(),
+    updateState: async () => {},
+    ...extra,
+  });
+
+  it('runTask gives the outcome of a handler that returns at once without a promise, and a promise for one that awaits', async () => {
+    const { runTask } = await import('../../../src/worker/execute.js');
+    const sync = runTask(input(((a: number, b: number) => a + b) as never));
+    expect(sync).toEqual({ kind: 'success', value: 5 });
+    const thrown = runTask(
+      input((() => {
+        throw new RangeError('bad');
+      }) as never),
+    );
+    expect(thrown).toMatchObject({ kind: 'failure', error: { name: 'RangeError', message: 'bad' } });
+    const later = runTask(input((async (a: number) => a * 10) as never));
+    expect(later).toBeInstanceOf(Promise);
+    expect(await later).toEqual({ kind: 'success', value: 20 });
+    const rejected = runTask(input((async () => Promise.reject(new TypeError('no'))) as never));
+    expect(await rejected).toMatchObject({ kind: 'failure', error: { name: 'TypeError' } });
+    // A time limit means a watched run: always a promise, whatever the handler does.
+    const limited = runTask(input((() => 1) as never, { limits: { hardMs: 1000, softMs: null } }));
+    expect(limited).toBeInstanceOf(Promise);
+    expect(await limited).toEqual({ kind: 'success', value: 1 });
+  });
+
+  it('currentTask() and ctx work in a synchronous handler; ctx methods live on the context', async () => {
+    const { runTask } = await import('../../../src/worker/execute.js');
+    const { currentTask } = await import('../../../src/context.js');
+    const seen: unknown[] = [];
+    const task = {
+      name: 't',
+      options: { bind: true },
+      handler: (ctx: { id: string; retry: (o: object) => Error; signal: AbortSignal }, n: number) => {
+        seen.push(currentTask()?.id, ctx.id, n, ctx.signal.aborted);
+        throw ctx.retry({ countdown: 5 });
+      },
+    };
+    expect(runTask(input(task.handler as never, { task }))).toEqual({
+      kind: 'retry',
+      error: null,
+      countdownMs: 5,
+    });
+    expect(seen).toEqual(['id-1', 'id-1', 2, false]);
+    expect(currentTask()).toBeUndefined();
+  });
+
+  it('a burst of synchronous tasks all run, succeed, emit and ack once each; failures still store FAILURE', async () => {
+    const { testApp, until } = await import('../../helpers/app.js');
+    const app = testApp();
+    const ran: number[] = [];
+    const noop = app.task('hot.sync', (n: number) => void ran.push(n), { ignoreResult: true });
+    const boom = app.task('hot.boom', (n: number) => {
+      throw new Error(`boom ${n}`);
+    });
+    const worker = app.worker({ concurrency: 3 });
+    const succeeded: string[] = [];
+    worker.on('task-succeeded', (e) => succeeded.push(e.id));
+    await worker.start();
+    const sent = await Promise.all(Array.from({ length: 300 }, (_, i) => noop.delay(i)));
+    const failed = await boom.delay(7);
+    await until(() => succeeded.length === 300 && worker.stats.failed === 1, 5000, 'all tasks');
+    expect(ran.sort((a, b) => a - b)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    expect(new Set(succeeded)).toEqual(new Set(sent.map((r) => r.id)));
+    await expect(failed.get({ timeout: 2000 })).rejects.toThrow('boom 7');
+    const transport = await app.transport();
+    await until(async () => (await transport.depth('celery')) === 0, 2000, 'empty queue');
+    expect(worker.active).toBe(0);
+    await worker.stop();
+    expect(worker.stats).toMatchObject({ received: 301, succeeded: 300, failed: 1, duplicates: 0 });
+  });
+});
