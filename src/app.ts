@@ -77,6 +77,7 @@ export class Celeriac {
       tasks: this.#tasks,
       publisher: this.#publisher,
       send: (request) => this.#send(request),
+      sendMany: (requests) => this.#sendMany(requests),
       sink: () => this.#getSink(),
       transport: (broker) => this.#getTransport(broker),
       brokerOfQueue: (queue) => this.#router.brokerOfQueue(queue),
@@ -351,6 +352,18 @@ export class Celeriac {
     const task = this.#tasks.get(request.name);
     const sent = await this.#publisher.publish(request, task?.options.queue, task?.options.broker);
     return new AsyncResult(this.#core, sent.id);
+  }
+
+  async #sendMany(requests: readonly SendRequest[]): Promise<AsyncResult<unknown>[]> {
+    this.#assertOpen();
+    if (requests.length === 0) return [];
+    const sent = await this.#publisher.publishMany(
+      requests.map((request) => {
+        const options = this.#tasks.get(request.name)?.options;
+        return { request, taskQueue: options?.queue, taskBroker: options?.broker };
+      }),
+    );
+    return sent.map((s) => new AsyncResult(this.#core, s.id));
   }
 
   async #validateArgs(

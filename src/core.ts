@@ -16,6 +16,8 @@ export interface AppCore {
   readonly log: Logger;
   /** Publishes one task message; resolves when the broker has it. */
   send(request: SendRequest): Promise<AsyncResult<unknown>>;
+  /** Publishes several task messages as one batch (atomic per broker); resolves when the broker has them. */
+  sendMany(requests: readonly SendRequest[]): Promise<AsyncResult<unknown>[]>;
   /** The result sink, connected, or null when none is configured. */
   sink(): Promise<ResultSink | null>;
   /** Registered tasks by name. */

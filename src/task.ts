@@ -135,6 +135,34 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
   }
 
   /**
+   * Sends many calls of the task at once, as one batch: one round trip per broker for the lot (in
+   * pipelines of up to 1,000 messages on Redis), and all or none on each broker. Resolves when the
+   * broker has them, with one AsyncResult per call, in order. A call that cannot be encoded (or that
+   * the task's `argsSchema` refuses) rejects the whole batch before anything is sent.
+   *
+   * @example
+   * const results = await add.applyMany([{ args: [1, 2] }, { args: [3, 4], priority: 9 }]);
+   */
+  async applyMany(calls: readonly ApplyOptions<A>[]): Promise<AsyncResult<R>[]> {
+    const requests = calls.map((options) => toSendRequest(this.name, options, this.options));
+    if (this.options.argsSchema) {
+      const task = this as unknown as Task<never[], unknown>;
+      for (const request of requests) await this.#core.validateArgs(task, request.args, 'delay');
+    }
+    return this.#core.sendMany(requests) as Promise<AsyncResult<R>[]>;
+  }
+
+  /**
+   * `applyMany` with positional args only: one call per element.
+   *
+   * @example
+   * const results = await add.delayMany([[1, 2], [3, 4]]);
+   */
+  delayMany(argsList: readonly A[]): Promise<AsyncResult<R>[]> {
+    return this.applyMany(argsList.map((args) => ({ args })));
+  }
+
+  /**
    * A signature: this task with (partial) args and options, for workflows and `link`.
    *
    * @example

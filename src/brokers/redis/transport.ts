@@ -310,8 +310,11 @@ export class RedisTransport implements Transport {
     const declared: string[] = [];
     await Promise.all(
       [...groups].map(async ([group, g]) => {
-        // One data key: a single LPUSH/ZADD is atomic by itself, a plain pipeline is enough.
-        const tx = g.lists.size + g.zsets.size > 1 ? client.multi() : client.pipeline();
+        // One data key written by one command: a single LPUSH/ZADD is atomic by itself, a plain
+        // pipeline is enough. More keys, or a list written in several chunks, need MULTI/EXEC.
+        let single = g.lists.size + g.zsets.size === 1;
+        for (const payloads of g.lists.values()) if (payloads.length > PUSH_CHUNK) single = false;
+        const tx = single ? client.pipeline() : client.multi();
         for (const [key, payloads] of g.lists) {
           for (let i = 0; i < payloads.length; i += PUSH_CHUNK)
             tx.lpush(key, ...payloads.slice(i, i + PUSH_CHUNK));

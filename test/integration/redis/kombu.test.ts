@@ -239,6 +239,30 @@ describe('redis transport: unacked, restore and leases with kombu', () => {
 });
 
 describe('redis transport: global_keyprefix', () => {
+  it('applyMany writes one batch as kombu messages: 2,500 on the list in call order, run by a worker', async () => {
+    const { Celeriac } = await import('../../../src/index.js');
+    const app = new Celeriac({ broker: redisUrl({ db: DB, prefix }), logger: 'silent' });
+    try {
+      const ran: number[] = [];
+      const t = app.task('bulk.t', (n: number) => void ran.push(n), { ignoreResult: true });
+      const queue = `bulk-${Date.now()}`;
+      const results = await t.applyMany(Array.from({ length: 2500 }, (_, i) => ({ args: [i], queue })));
+      expect(await admin.llen(`${prefix}${queue}`)).toBe(2500);
+      // kombu's consumer pops from the right: the oldest (first call) is there.
+      const oldest = fromKombuEnvelope((await admin.lindex(`${prefix}${queue}`, -1)) as string);
+      expect(oldest.wire.headers.id).toBe(results[0]?.id);
+      const worker = app.worker({ queues: [queue], concurrency: 10 });
+      await worker.start();
+      const deadline = Date.now() + 10_000;
+      while (ran.length < 2500 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(ran).toHaveLength(2500);
+      expect(new Set(ran).size).toBe(2500);
+      await worker.stop();
+    } finally {
+      await app.close();
+    }
+  });
+
   it('prefixes every key it writes (queues, bindings, unacked, dead letters, delayed, subscriptions)', async () => {
     const t = transport();
     await t.publish([{ queue: 'pfx', message: testMessage() }]);

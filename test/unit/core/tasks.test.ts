@@ -90,6 +90,46 @@ describe('tasks end to end on the memory broker', () => {
     await expect(add.delay('x' as unknown as number, 1)).rejects.toThrow(/task add args: 0: /);
   });
 
+  it('applyMany / delayMany send a batch: one result per call, in order, each run once', async () => {
+    const app = testApp();
+    const seen: string[] = [];
+    const add = app.task('add', (a: number, b: number) => {
+      seen.push(`${a}+${b}`);
+      return a + b;
+    });
+    await app.worker({ concurrency: 4 }).start();
+    const results = await add.delayMany(Array.from({ length: 250 }, (_, i) => [i, 1] as [number, number]));
+    expect(results).toHaveLength(250);
+    expect(new Set(results.map((r) => r.id)).size).toBe(250);
+    const values = await Promise.all(results.map((r) => r.get({ timeout: 3000 })));
+    expect(values).toEqual(Array.from({ length: 250 }, (_, i) => i + 1));
+    expect(seen).toHaveLength(250);
+    const [withId, urgent] = await add.applyMany([
+      { args: [1, 1], taskId: 'given-id' },
+      { args: [2, 2], priority: 9 },
+    ]);
+    expect(withId?.id).toBe('given-id');
+    expect(await urgent?.get({ timeout: 2000 })).toBe(4);
+    expect(await add.applyMany([])).toEqual([]);
+  });
+
+  it('applyMany refuses the whole batch when one call is bad, and sends nothing', async () => {
+    const app = testApp();
+    const add = app.task('add', (a: number, b: number) => a + b, {
+      argsSchema: z.tuple([z.number(), z.number()]),
+    });
+    const loose = app.task('loose', (_x: unknown) => 1);
+    await expect(
+      add.delayMany([
+        [1, 2],
+        ['x' as unknown as number, 1],
+      ]),
+    ).rejects.toThrow(/task add args: 0: /);
+    await expect(loose.delayMany([[1], [10n]])).rejects.toBeInstanceOf(PayloadError);
+    const transport = await app.transport();
+    expect(await transport.depth('celery')).toBe(0);
+  });
+
   it('refuses what JSON cannot carry at delay(), naming the path', async () => {
     const app = testApp();
     const t = app.task('t', (_x: unknown) => 1);
