@@ -28,7 +28,9 @@ export class RedisConsumer {
   private unsettled = 0;
   private rotation = 0;
   private creditWaiter: (() => void) | undefined;
-  private blockers = new Map<string, { client: RedisClient; pending: Promise<unknown> | undefined }>();
+  private blockers = new Map<string, Blocker>();
+  /** The queues' wake lists, per key group (computed once). */
+  private wakeGroups: Map<string, string[]> | undefined;
   private loop: Promise<void> | undefined;
   private resolveClosed!: () => void;
   /** Resolves when the loop has stopped for good. */
@@ -67,8 +69,38 @@ export class RedisConsumer {
     if (this.cancelled) return this.closed;
     this.cancelled = true;
     this.wakeCredit();
+    await this.unblock();
     for (const b of this.blockers.values()) b.client.disconnect();
     await this.loop;
+  }
+
+  /**
+   * Ends a blocking wait with CLIENT UNBLOCK rather than by dropping its connection: the fetch
+   * pipelined behind the BLPOP then runs and answers, and what it took is given back (deliver()
+   * after cancel), instead of sitting in `unacked` until its lease ends. Bounded: a server that
+   * refuses CLIENT UNBLOCK or does not answer falls back to the disconnect.
+   */
+  private async unblock(): Promise<void> {
+    const waits: Promise<unknown>[] = [];
+    for (const b of this.blockers.values()) {
+      if (!b.pending || b.id === undefined || b.client.status !== 'ready') continue;
+      waits.push(
+        this.transport
+          .redis()
+          .client('UNBLOCK', b.id)
+          .then(() => b.pending)
+          .catch(() => {}),
+      );
+    }
+    if (waits.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(waits),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, 1000);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   private wakeCredit(): void {
@@ -101,8 +133,10 @@ export class RedisConsumer {
           await this.waitCredit();
           continue;
         }
-        await this.waitForWork();
-        empty = false;
+        // Blocks, then (one group, the usual case) takes up to `want` in the same round trip.
+        const want = Math.min(credit, settings.fetchBatch);
+        const got = await this.waitForWork(want);
+        empty = got !== null && got < want;
         continue;
       }
       if (failures > 0) {
@@ -190,11 +224,28 @@ export class RedisConsumer {
     return plan;
   }
 
+  /** The fetch script's unacked_index score for messages taken `extraMs` from now at the latest. */
+  private score(extraMs = 0): string {
+    const s = this.transport.settings;
+    return ((Date.now() + s.leaseMs + extraMs) / 1000 - s.visibilityTimeoutS).toFixed(3);
+  }
+
+  /** Hands out the messages of a fetch script reply; returns how many. */
+  private deliverReply(queues: string[], reply: Array<string | number>): number {
+    let n = 0;
+    for (let i = 1; i + 3 < reply.length; i += 4) {
+      const queue = queues[Number(reply[i]) - 1] as string;
+      this.deliver(queue, String(reply[i + 1]), String(reply[i + 2]), Number(reply[i + 3]));
+      n += 1;
+    }
+    return n;
+  }
+
   /** Takes up to `want` messages (one script per key group) and hands them out. */
   private async fetch(want: number): Promise<number> {
     const t = this.transport;
     const client = t.redis();
-    const score = ((Date.now() + t.settings.leaseMs) / 1000 - t.settings.visibilityTimeoutS).toFixed(3);
+    const score = this.score();
     this.rotation = (this.rotation + 1) % this.queues.length;
     let total = 0;
     for (const { group, queues, keys: k, names } of this.plan(this.rotation)) {
@@ -215,12 +266,7 @@ export class RedisConsumer {
         acks,
         pending.then((r) => Number(r[0])),
       );
-      const reply = await pending;
-      for (let i = 1; i + 3 < reply.length; i += 4) {
-        const queue = queues[Number(reply[i]) - 1] as string;
-        this.deliver(queue, String(reply[i + 1]), String(reply[i + 2]), Number(reply[i + 3]));
-        total += 1;
-      }
+      total += this.deliverReply(queues, await pending);
     }
     return total;
   }
@@ -256,30 +302,95 @@ export class RedisConsumer {
     }
   }
 
-  /** Blocks until a wake token arrives on one of the queues' wake lists, or `pollInterval` passes. */
-  private async waitForWork(): Promise<void> {
+  /**
+   * Blocks until a wake token arrives on one of the queues' wake lists, or `pollInterval` passes.
+   *
+   * With one key group (always outside Cluster), the fetch script is pipelined behind the BLPOP on
+   * the blocking connection: Redis runs it the moment the BLPOP returns, so an idle worker gets its
+   * message in one round trip (wake and take), not two (a BLPOP reply, then a fetch). The script
+   * still pops and records in `unacked` atomically. It also runs when the BLPOP times out, which is
+   * the look at the queues after `pollInterval` (messages that Python publishers pushed without a
+   * token). Its lease is counted from the end of the longest wait. Returns how many messages that
+   * fetch took and handed out, or null when no fetch ran (several key groups, or a failure).
+   */
+  private async waitForWork(want: number): Promise<number | null> {
     const t = this.transport;
-    const groups = new Map<string, string[]>();
-    for (const q of this.queues) {
-      const g = t.keys.group(q);
-      groups.set(g, [...(groups.get(g) ?? []), t.keys.wake(q)]);
+    if (!this.wakeGroups) {
+      this.wakeGroups = new Map();
+      for (const q of this.queues) {
+        const g = t.keys.group(q);
+        this.wakeGroups.set(g, [...(this.wakeGroups.get(g) ?? []), t.keys.wake(q)]);
+      }
     }
+    const groups = this.wakeGroups;
     const seconds = t.settings.pollIntervalMs / 1000;
-    const waits: Promise<unknown>[] = [];
+    const pipelined = groups.size === 1 && want > 0;
+    const waits: Promise<number | null>[] = [];
     for (const [group, wakeKeys] of groups) {
       let b = this.blockers.get(group);
       if (!b) {
-        b = { client: t.blockingClient(), pending: undefined };
-        b.client.on('error', () => {});
-        this.blockers.set(group, b);
+        const blocker: Blocker = { client: t.blockingClient(true), pending: undefined, id: undefined };
+        blocker.client.on('error', () => {});
+        blocker.client.on('close', () => {
+          blocker.id = undefined;
+        });
+        this.blockers.set(group, blocker);
+        b = blocker;
+      }
+      if (!b.pending && pipelined && this.unsettled > 0) {
+        // Let the handlers just handed out finish their synchronous part, so their acks go
+        // out ahead of the BLPOP below (on the same connection, answered at once) rather than
+        // alone on a timer.
+        await new Promise<void>((r) => setImmediate(r));
+        if (this.cancelled) return null;
       }
       if (!b.pending) {
         const blocker = b;
-        blocker.pending = blocker.client.blpop(...wakeKeys, seconds).finally(() => {
-          blocker.pending = undefined;
-        });
+        if (blocker.id === undefined && blocker.client.status === 'ready') {
+          // For cancel() (CLIENT UNBLOCK); answered before the BLPOP blocks.
+          void blocker.client.client('ID').then(
+            (id) => {
+              blocker.id = Number(id);
+            },
+            () => {},
+          );
+        }
+        if (pipelined) {
+          this.rotation = (this.rotation + 1) % this.queues.length;
+          const plan = this.plan(this.rotation)[0] as { queues: string[]; keys: string[]; names: string[] };
+          const k = plan.keys;
+          const acks = t.takeSettles(group);
+          if (acks.length > 0)
+            t.settling(acks, blocker.client.celeriacSettle(3, ...k.slice(0, 3), ...acks.map((a) => a.tag)));
+          // Two commands back to back on the blocking connection (no MULTI, no Pipeline object):
+          // Redis runs the second the moment the first returns.
+          const wait = blocker.client.blpop(...wakeKeys, seconds);
+          const fetched = blocker.client.celeriacFetch(
+            k.length,
+            ...k,
+            this.score(t.settings.pollIntervalMs),
+            want,
+            plan.queues.length,
+            'celeriac-unreadable-',
+            ...plan.names,
+            0,
+          );
+          wait.catch(() => {});
+          blocker.pending = fetched
+            .then((reply) => this.deliverReply(plan.queues, reply))
+            .finally(() => {
+              blocker.pending = undefined;
+            });
+        } else {
+          blocker.pending = blocker.client
+            .blpop(...wakeKeys, seconds)
+            .then(() => null)
+            .finally(() => {
+              blocker.pending = undefined;
+            });
+        }
       }
-      waits.push(b.pending as Promise<unknown>);
+      waits.push(b.pending as Promise<number | null>);
     }
     // A watchdog on top of BLPOP's own timeout: a reply that never comes (a half-open TCP
     // connection) must not leave the consumer idle, connected to nothing.
@@ -288,12 +399,14 @@ export class RedisConsumer {
     const watchdog = new Promise<'stuck'>((r) => {
       timer = setTimeout(() => r('stuck'), limit);
     });
-    const first = await Promise.race([Promise.any(waits).catch(() => 'failed'), watchdog]);
+    const first = await Promise.race([Promise.any(waits).catch(() => 'failed' as const), watchdog]);
     clearTimeout(timer);
-    if (this.cancelled) return;
+    if (this.cancelled) return null;
     if (first === 'failed') {
       if (!this.cancelled) await sleep(Math.min(t.settings.pollIntervalMs, 500));
-    } else if (first === 'stuck') {
+      return null;
+    }
+    if (first === 'stuck') {
       const ready = t.redis().status === 'ready';
       if (ready) {
         t.log('warn', 'redis broker: blocking read got no reply in time; reconnecting it', {
@@ -301,8 +414,17 @@ export class RedisConsumer {
         });
         for (const b of this.blockers.values()) b.client.disconnect(true);
       }
+      return null;
     }
+    return first;
   }
+}
+
+/** A blocking connection of a consumer (one per key group), its wait in flight, its CLIENT ID. */
+interface Blocker {
+  client: RedisClient;
+  pending: Promise<number | null> | undefined;
+  id: number | undefined;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -159,9 +159,9 @@ export class RedisTransport implements Transport {
     return this.client;
   }
 
-  /** A new connection for blocking reads (one per consumer key group). */
-  blockingClient(): RedisClient {
-    return createClient(this.endpoint, 'celeriac-consumer');
+  /** A new connection for blocking reads (one per consumer key group); with the scripts when it pipelines a fetch behind its BLPOP. */
+  blockingClient(scripts = false): RedisClient {
+    return createClient(this.endpoint, 'celeriac-consumer', scripts ? transportScripts() : {});
   }
 
   async connect(): Promise<void> {
