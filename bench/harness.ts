@@ -149,6 +149,16 @@ export function machine(): SuiteReport['machine'] {
 }
 
 /** p50 and p99 of a list of samples, in the samples' unit. */
+/**
+ * Milliseconds on CLOCK_MONOTONIC, the one clock every process on the machine reads alike: send
+ * times are stamped with it in one process and compared in another. (`performance.timeOrigin +
+ * performance.now()` is fixed at each process's start, so two processes disagree by however much the
+ * wall clock was slewed in between; Python's `time.monotonic()` reads the same clock as this.)
+ */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
 export function latencySummary(samples: readonly number[]): { p50: number; p99: number; samples: number } {
   return { p50: percentile(samples, 50), p99: percentile(samples, 99), samples: samples.length };
 }

@@ -21,7 +21,7 @@ app.task(
   'bench.noop',
   (sentAt: number) => {
     if (first === 0) first = performance.now();
-    if (sentAt > 0) latencies.push(performance.timeOrigin + performance.now() - sentAt);
+    if (sentAt > 0) latencies.push(Number(process.hrtime.bigint()) / 1e6 - sentAt);
     return undefined;
   },
   { ignoreResult: true },

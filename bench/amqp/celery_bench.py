@@ -38,7 +38,7 @@ def rss_mib():
 
 @app.task(name='bench.noop', ignore_result=True)
 def noop(sent_at=0):
-    now = time.time() * 1000
+    now = time.monotonic() * 1000
     with lock:
         if state['first'] is None:
             state['first'] = time.perf_counter()
@@ -84,7 +84,7 @@ def main():
             delay = t0 + i / rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            app.send_task('bench.noop', args=[time.time() * 1000], queue=queue)
+            app.send_task('bench.noop', args=[time.monotonic() * 1000], queue=queue)
         print(json.dumps({'ms': (time.perf_counter() - t0) * 1000}), flush=True)
         return 0
     return 2

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { Connection } from 'rabbitmq-client';
 
 import type { BenchContext, Measurement, Suite } from '../harness.js';
-import { atSteadyRate, latencySummary } from '../harness.js';
+import { atSteadyRate, latencySummary, monotonicMs } from '../harness.js';
 import { Celeriac } from '../package.js';
 
 /**
@@ -282,7 +282,7 @@ async function latency(ctx: BenchContext, url: string): Promise<Measurement[]> {
   await atSteadyRate(
     LATENCY_TASKS,
     RATE,
-    () => send(cq, performance.timeOrigin + performance.now()),
+    () => send(cq, monotonicMs()),
     (d) => ctx.progress(`celeriac ${step}`, d, LATENCY_TASKS),
   );
   const c = latencySummary((await cw.result).latencies);

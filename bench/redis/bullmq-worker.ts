@@ -16,7 +16,8 @@ const [host, port, queue, concurrency, count, mode, prefix, db] = process.argv.s
   string,
 ];
 const total = Number(count);
-const now = (): number => performance.timeOrigin + performance.now();
+/** CLOCK_MONOTONIC in ms, as the sender's stamp (bench/harness.ts monotonicMs). */
+const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 const latencies: number[] = [];
 let done = 0;
 let resolveDone: () => void = () => {};

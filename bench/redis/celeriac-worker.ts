@@ -15,7 +15,8 @@ const [url, queue, concurrency, count, mode] = process.argv.slice(2) as [
   string,
 ];
 const total = Number(count);
-const now = (): number => performance.timeOrigin + performance.now();
+/** CLOCK_MONOTONIC in ms, as the sender's stamp (bench/harness.ts monotonicMs). */
+const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 const app = new Celeriac({ broker: url, logger: 'silent' });
 const latencies: number[] = [];
 let start = 0;

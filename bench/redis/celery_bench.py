@@ -29,7 +29,7 @@ _r = redis.Redis.from_url(url)
 @app.task(name='bench.noop', ignore_result=True)
 def noop(sent_at=0):
     if sent_at:
-        _r.rpush(f'{prefix}latency:{queue}', time.time() * 1000 - float(sent_at))
+        _r.rpush(f'{prefix}latency:{queue}', time.monotonic() * 1000 - float(sent_at))
 
 
 def main():
@@ -49,7 +49,7 @@ def main():
             delay = due - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            app.send_task('bench.noop', args=[time.time() * 1000], queue=queue)
+            app.send_task('bench.noop', args=[time.monotonic() * 1000], queue=queue)
         print(json.dumps({'ms': (time.perf_counter() - t0) * 1000}), flush=True)
         return 0
     if cmd == 'worker':

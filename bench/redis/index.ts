@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { BenchContext, Measurement, Suite } from '../harness.js';
-import { atSteadyRate, latencySummary } from '../harness.js';
+import { atSteadyRate, latencySummary, monotonicMs } from '../harness.js';
 import { Celeriac } from '../package.js';
 
 /**
@@ -327,7 +327,7 @@ async function latency(ctx: BenchContext, admin: Redis, tag: string): Promise<Me
   await atSteadyRate(
     LATENCY_TASKS,
     RATE,
-    () => send(cq, performance.timeOrigin + performance.now()),
+    () => send(cq, monotonicMs()),
     (d) => ctx.progress(`celeriac ${step}`, d, LATENCY_TASKS),
   );
   const c = latencySummary((await cResult).latencies ?? []);
@@ -350,7 +350,7 @@ async function latency(ctx: BenchContext, admin: Redis, tag: string): Promise<Me
   await atSteadyRate(
     LATENCY_TASKS,
     RATE,
-    () => bq.add('noop', { sentAt: performance.timeOrigin + performance.now() }),
+    () => bq.add('noop', { sentAt: monotonicMs() }),
     (d) => ctx.progress(`bullmq ${step}`, d, LATENCY_TASKS),
   );
   const b = latencySummary((await bResult).latencies ?? []);
