@@ -56,6 +56,22 @@ export function createClient(
 }
 
 /**
+ * Runs `issue`, which sends commands on `client`, with the client's socket corked: the commands of
+ * one call leave in one write (one system call, one wake-up of Redis) instead of one each. Only
+ * a single-server client that is ready has a socket of its own; otherwise `issue` runs as it is.
+ */
+export function corked<T>(client: RedisClient, issue: () => T): T {
+  const stream = client instanceof Redis && client.status === 'ready' ? client.stream : undefined;
+  if (!stream || typeof stream.cork !== 'function') return issue();
+  stream.cork();
+  try {
+    return issue();
+  } finally {
+    stream.uncork();
+  }
+}
+
+/**
  * Follows a client's connection state for `health()`: healthy while ready, degraded while
  * (re)connecting, with the last error as the reason.
  */

@@ -1,5 +1,5 @@
 import type { Delivery } from '../transport.js';
-import type { RedisClient } from './clients.js';
+import { corked, type RedisClient } from './clients.js';
 import { decodeEnvelope } from './envelope.js';
 import { stepOf } from './keys.js';
 import type { RedisTransport } from './transport.js';
@@ -360,21 +360,27 @@ export class RedisConsumer {
           const plan = this.plan(this.rotation)[0] as { queues: string[]; keys: string[]; names: string[] };
           const k = plan.keys;
           const acks = t.takeSettles(group);
-          if (acks.length > 0)
-            t.settling(acks, blocker.client.celeriacSettle(3, ...k.slice(0, 3), ...acks.map((a) => a.tag)));
           // Two commands back to back on the blocking connection (no MULTI, no Pipeline object):
-          // Redis runs the second the moment the first returns.
-          const wait = blocker.client.blpop(...wakeKeys, seconds);
-          const fetched = blocker.client.celeriacFetch(
-            k.length,
-            ...k,
-            this.score(t.settings.pollIntervalMs),
-            want,
-            plan.queues.length,
-            'celeriac-unreadable-',
-            ...plan.names,
-            0,
-          );
+          // Redis runs the second the moment the first returns. With the acks ahead of them, all
+          // leave in one write.
+          const { client } = blocker;
+          const [wait, fetched] = corked(client, () => {
+            if (acks.length > 0)
+              t.settling(acks, client.celeriacSettle(3, ...k.slice(0, 3), ...acks.map((a) => a.tag)));
+            return [
+              client.blpop(...wakeKeys, seconds),
+              client.celeriacFetch(
+                k.length,
+                ...k,
+                this.score(t.settings.pollIntervalMs),
+                want,
+                plan.queues.length,
+                'celeriac-unreadable-',
+                ...plan.names,
+                0,
+              ),
+            ] as const;
+          });
           wait.catch(() => {});
           blocker.pending = fetched
             .then((reply) => this.deliverReply(plan.queues, reply))
