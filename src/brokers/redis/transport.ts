@@ -13,7 +13,7 @@ import type {
   TransportOptions,
 } from '../transport.js';
 import { checkPrefetch } from '../transport.js';
-import { ConnectionWatch, createClient, ensureConnected, type RedisClient } from './clients.js';
+import { ConnectionWatch, corked, createClient, ensureConnected, type RedisClient } from './clients.js';
 import { RedisConsumer } from './consumer.js';
 import { redeliveredText } from './envelope.js';
 import { RedisFanout } from './fanout.js';
@@ -53,6 +53,14 @@ export interface Held {
   /** The envelope as received. */
   raw: string;
   consumer: RedisConsumer;
+}
+
+/** The commands a publish issues, on a client (each returns its reply) or on a MULTI (chained). */
+interface Writer {
+  lpush(key: string, ...values: string[]): unknown;
+  zadd(key: string, ...args: Array<string | number>): unknown;
+  ltrim(key: string, start: number, stop: number): unknown;
+  sadd(key: string, member: string): unknown;
 }
 
 /** One message of a publish, ready to write. */
@@ -310,36 +318,50 @@ export class RedisTransport implements Transport {
     const declared: string[] = [];
     await Promise.all(
       [...groups].map(async ([group, g]) => {
-        // One data key written by one command: a single LPUSH/ZADD is atomic by itself, a plain
-        // pipeline is enough. More keys, or a list written in several chunks, need MULTI/EXEC.
+        // One data key written by one command: a single LPUSH/ZADD is atomic by itself, so the
+        // commands go as they are, in one write (no Pipeline object). More keys, or a list written
+        // in several chunks, need MULTI/EXEC.
         let single = g.lists.size + g.zsets.size === 1;
         for (const payloads of g.lists.values()) if (payloads.length > PUSH_CHUNK) single = false;
-        const tx = single ? client.pipeline() : client.multi();
-        for (const [key, payloads] of g.lists) {
-          for (let i = 0; i < payloads.length; i += PUSH_CHUNK)
-            tx.lpush(key, ...payloads.slice(i, i + PUSH_CHUNK));
-        }
-        for (const [key, args] of g.zsets) tx.zadd(key, ...args);
-        for (const q of g.wake) {
-          // A token per flush; the list is trimmed to the cap on every 32nd flush of a queue (and
-          // emptied by consumers that find the queue empty), so it stays below cap + 32 tokens.
-          const wake = this.keys.wake(q);
-          tx.lpush(wake, '1');
-          const n = (this.wakeCount.get(q) ?? 0) + 1;
-          this.wakeCount.set(q, n % 32);
-          if (n % 32 === 1) tx.ltrim(wake, 0, WAKE_CAP - 1);
-        }
-        for (const q of g.queues) {
-          const binding = this.keys.binding(q);
-          if (binding && !this.declared.has(q)) {
-            tx.sadd(binding, `${q}${SEP}${SEP}${q}`);
-            declared.push(q);
+        const issue = (w: Writer): unknown[] => {
+          const out: unknown[] = [];
+          for (const [key, payloads] of g.lists) {
+            for (let i = 0; i < payloads.length; i += PUSH_CHUNK)
+              out.push(w.lpush(key, ...payloads.slice(i, i + PUSH_CHUNK)));
           }
-        }
+          for (const [key, args] of g.zsets) out.push(w.zadd(key, ...args));
+          for (const q of g.wake) {
+            // A token per flush; the list is trimmed to the cap on every 32nd flush of a queue (and
+            // emptied by consumers that find the queue empty), so it stays below cap + 32 tokens.
+            const wake = this.keys.wake(q);
+            out.push(w.lpush(wake, '1'));
+            const n = (this.wakeCount.get(q) ?? 0) + 1;
+            this.wakeCount.set(q, n % 32);
+            if (n % 32 === 1) out.push(w.ltrim(wake, 0, WAKE_CAP - 1));
+          }
+          for (const q of g.queues) {
+            const binding = this.keys.binding(q);
+            if (binding && !this.declared.has(q)) {
+              out.push(w.sadd(binding, `${q}${SEP}${SEP}${q}`));
+              declared.push(q);
+            }
+          }
+          return out;
+        };
         try {
-          const replies = await tx.exec();
-          const err = replies === null ? new Error('transaction aborted') : replies.find(([e]) => e)?.[0];
-          if (err) failed.set(group, err);
+          if (single) {
+            const replies = await Promise.allSettled(
+              corked(client, () => issue(client as unknown as Writer)) as Promise<unknown>[],
+            );
+            const bad = replies.find((r) => r.status === 'rejected');
+            if (bad) throw bad.reason;
+          } else {
+            const tx = client.multi();
+            issue(tx as unknown as Writer);
+            const replies = await tx.exec();
+            const err = replies === null ? new Error('transaction aborted') : replies.find(([e]) => e)?.[0];
+            if (err) failed.set(group, err);
+          }
         } catch (err) {
           failed.set(group, err instanceof Error ? err : new Error(String(err)));
         }
