@@ -9,8 +9,9 @@
  * - Short tasks finish fast: at 20,000 tasks/s a 10 ms window reserves 200, fetched in few round
  *   trips.
  * - The ceiling is 4 × the pools' sizes (Celery's default `worker_prefetch_multiplier`), at least 64 (a reserve that large only builds up for sub-millisecond tasks: at 1 ms a task, 10 ms of work is 10).
- * - The rate is an exponential average over ticks, so it follows a change of workload within a few
- *   ticks; when tasks stop finishing, it halves every tick.
+ * - The rate rises at once to a faster tick's (a burst of short tasks gets its reserve on the first
+ *   tick) and falls as an exponential average over ticks: when tasks stop finishing, it halves
+ *   every tick.
  */
 export class AutoPrefetch {
   #completed = 0;
@@ -24,6 +25,12 @@ export class AutoPrefetch {
     private readonly now: () => number = () => performance.now(),
   ) {
     this.#last = this.now();
+  }
+
+  /** Starts measuring from now (the worker calls it when it starts consuming). */
+  reset(): void {
+    this.#last = this.now();
+    this.#completed = 0;
   }
 
   /** The current reserve (≥ 1). */
@@ -47,7 +54,7 @@ export class AutoPrefetch {
     this.#last = t;
     const instant = (this.#completed * 1000) / elapsed;
     this.#completed = 0;
-    this.#rate = this.#rate === 0 ? instant : 0.5 * this.#rate + 0.5 * instant;
+    this.#rate = instant >= this.#rate ? instant : 0.5 * this.#rate + 0.5 * instant;
     const wanted = Math.max(1, Math.min(this.ceiling(), Math.round((this.#rate * this.windowMs) / 1000)));
     const previous = this.#value;
     // A move to or from 1 is always at least half, so it always counts.

@@ -633,6 +633,9 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #watchPrefetch(): void {
     const auto = this.#prefetch;
     if (typeof auto === 'number') return;
+    // Measured from the start: the time before it (connecting, or a worker made long before it is
+    // started) is no time in which tasks could finish.
+    auto.reset();
     this.#prefetchTimer = setInterval(() => {
       if (auto.tick() === null) return;
       const credit = this.#credit();

@@ -47,11 +47,38 @@ describe('AutoPrefetch', () => {
     for (let i = 0; i < 1000; i++) auto.completed();
     c.advance(100);
     expect(auto.tick()).toBe(100);
-    // 1,100 in the next 100 ms: the average moves to 105, under 25%: no change reported.
+    // 1,100 in the next 100 ms: a rise is taken at once, 110, under 25%: no change reported.
     for (let i = 0; i < 1100; i++) auto.completed();
     c.advance(100);
     expect(auto.tick()).toBeNull();
     expect(auto.value).toBe(100);
+  });
+
+  it('rises at once to a faster rate and falls back smoothly', () => {
+    const c = clock();
+    const auto = new AutoPrefetch(10, () => 1000, c.now);
+    for (let i = 0; i < 100; i++) auto.completed();
+    c.advance(100);
+    expect(auto.tick()).toBe(10);
+    // A burst four times as fast: the reserve follows on this very tick.
+    for (let i = 0; i < 4000; i++) auto.completed();
+    c.advance(100);
+    expect(auto.tick()).toBe(400);
+    // Back to 1,000/s: the average falls halfway (20,500/s), 205, not to 10 at once.
+    for (let i = 0; i < 100; i++) auto.completed();
+    c.advance(100);
+    expect(auto.tick()).toBe(205);
+  });
+
+  it('reset() measures from then: time before a start is not counted', () => {
+    const c = clock();
+    const auto = new AutoPrefetch(10, () => 1000, c.now);
+    c.advance(5000); // made long before it is started
+    auto.reset();
+    for (let i = 0; i < 500; i++) auto.completed();
+    c.advance(25);
+    // 500 in 25 ms is 20,000/s: 200, not 500 over 5,025 ms (1).
+    expect(auto.tick()).toBe(200);
   });
 });
 
