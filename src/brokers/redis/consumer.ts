@@ -18,7 +18,9 @@ import type { RedisTransport } from './transport.js';
  * times out after `pollInterval`, after which the consumer looks at its queues anyway, so messages
  * that Python publishers LPUSH (no token) are taken within that interval. Tokens are bounded (below
  * 96 per queue: publishers trim, a consumer that finds its queues empty deletes them) and harmless
- * when stale: a woken consumer that finds nothing waits again.
+ * when stale: a woken consumer that finds nothing waits again. The fetch script is queued right
+ * behind the BLPOP on the blocking connection (see waitForWork), so Redis runs the take the moment
+ * the wait returns: one round trip from wake to take.
  */
 export class RedisConsumer {
   cancelled = false;
