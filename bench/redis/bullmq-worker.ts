@@ -1,9 +1,10 @@
 /**
  * BullMQ worker process for the Redis benchmark (same protocol as celeriac-worker.ts):
  * `node --import tsx bullmq-worker.ts <host> <port> <queue> <concurrency> <count> <mode> <prefix> <db>`.
- * BullMQ is imported after the start signal, as Celeriac loads its Redis adapter after it, so
- * `firstMs` covers the same steps for both.
+ * BullMQ is loaded before `ready`, as the Celeriac child loads Celeriac and its Redis adapter before
+ * it, so the clock covers the same steps for both: connecting, starting, running.
  */
+import { Worker } from 'bullmq';
 
 const [host, port, queue, concurrency, count, mode, prefix, db] = process.argv.slice(2) as [
   string,
@@ -28,7 +29,6 @@ process.stdout.write('ready\n');
 process.stdin.once('data', async () => {
   const start = performance.now();
   let firstMs = 0;
-  const { Worker } = await import('bullmq');
   const worker = new Worker(
     queue,
     async (job) => {

@@ -282,7 +282,10 @@ async function drain(
       better: 'lower',
       value: c.firstMs,
       peers: { bullmq: b.firstMs, celery: null },
-      details: { includes: 'loading the library, connecting, starting; the drain rows include it too' },
+      details: {
+        includes:
+          'connecting and starting (each library is loaded before the clock starts); the drain rows include it too',
+      },
     };
     rss = {
       name: 'worker RSS after the drain (concurrency 50)',
