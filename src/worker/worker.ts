@@ -180,6 +180,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   readonly #sizes: Record<PoolKind, number>;
   readonly #pools = new Map<PoolKind, Pool>();
   readonly #reserved: Record<PoolKind, Job[]> = { async: [], threads: [], process: [] };
+  /** Set while #pump runs for a pool (it is not re-entered). */
+  readonly #pumping: Record<PoolKind, boolean> = { async: false, threads: false, process: false };
   /** Running tasks per pool (the members of #running, counted). */
   readonly #busy: Record<PoolKind, number> = { async: 0, threads: 0, process: 0 };
   readonly #waiting = new Map<Job, NodeJS.Timeout>();
@@ -731,11 +733,27 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     for (const kind of POOL_KINDS) this.#pump(kind);
   }
 
+  /**
+   * Starts reserved jobs while the pool has room. Not re-entrant: a run that ends at once (a
+   * synchronous handler) frees its slot inside #execute, and the loop here takes the next job,
+   * instead of a nested pump per job growing the stack with the reserve.
+   */
   #pump(kind: PoolKind): void {
     const queue = this.#reserved[kind];
-    if (this.#state !== 'running' || !queue.length) return;
-    while (this.#busy[kind] < this.#sizes[kind] && queue.length) {
-      void this.#execute(queue.shift() as Job, kind);
+    if (this.#state !== 'running' || !queue.length || this.#pumping[kind]) return;
+    this.#pumping[kind] = true;
+    try {
+      while (this.#busy[kind] < this.#sizes[kind] && queue.length) {
+        const job = queue.shift() as Job;
+        try {
+          this.#execute(job, kind);
+        } catch (err) {
+          // Not acked: the broker redelivers it.
+          new TaskLog(this.#log, job).error({ err }, 'could not start task; it will be redelivered');
+        }
+      }
+    } finally {
+      this.#pumping[kind] = false;
     }
   }
 
@@ -809,7 +827,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #start(run: Run): void {
     const { job } = run;
     if (this.listening('task-started'))
-      this.emit('task-started', {
+      this.#emitSafe('task-started', {
         id: job.id,
         name: job.name,
         queue: job.delivery.queue,
@@ -849,7 +867,6 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       return;
     }
     this.#settling++;
-    this.#release(run);
     const acksLate = job.task.options.acksLate ?? true;
     const runtimeMs = Date.now() - run.started;
     const { embed } = job.message;
@@ -861,7 +878,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       !this.#storesResult(job)
     ) {
       // The usual success: nothing to store or publish, only the ack. In the duplicate window from
-      // here (acks wait a few ms to ride along with a fetch; a copy arriving meanwhile is dropped).
+      // here (acks wait a few ms to ride along with a fetch; a copy arriving meanwhile is dropped),
+      // before the slot goes to the next job.
       this.#recent.add(job.id);
       let acked: Promise<void>;
       try {
@@ -869,6 +887,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       } catch (err) {
         acked = Promise.reject(err);
       }
+      this.#release(run);
       acked.then(
         () => {
           this.#settling--;
@@ -882,6 +901,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       );
       return;
     }
+    this.#release(run);
     this.#finish(job, outcome, runtimeMs, acksLate, new TaskLog(this.#log, job)).then(
       () => {
         this.#settling--;
@@ -1036,7 +1056,22 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     if (isLevelEnabled(this.#log, 'debug'))
       (log ?? new TaskLog(this.#log, job)).debug({ runtimeMs }, 'task succeeded');
     if (this.listening('task-succeeded'))
-      this.emit('task-succeeded', { id: job.id, name: job.name, result: value, runtimeMs, at: Date.now() });
+      this.#emitSafe('task-succeeded', {
+        id: job.id,
+        name: job.name,
+        result: value,
+        runtimeMs,
+        at: Date.now(),
+      });
+  }
+
+  /** Emits an event of the run path; a listener that throws is logged and cannot break the run. */
+  #emitSafe<K extends keyof WorkerEventMap>(event: K, payload: WorkerEventMap[K]): void {
+    try {
+      this.emit(event, payload);
+    } catch (err) {
+      this.#log.error({ err, event }, 'a worker event listener threw');
+    }
   }
 
   /** A redelivered message whose task already succeeded (its ack was lost): ack it without running. */

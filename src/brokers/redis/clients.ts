@@ -55,6 +55,11 @@ export function createClient(
   return new Redis({ ...common, host: endpoint.host, port: endpoint.port, db: endpoint.db });
 }
 
+/** A Redis Cluster client (commands without a key go to any node). */
+export function isCluster(client: RedisClient): client is Cluster {
+  return client instanceof Cluster;
+}
+
 /**
  * Runs `issue`, which sends commands on `client`, with the client's socket corked: the commands of
  * one call leave in one write (one system call, one wake-up of Redis) instead of one each. Only

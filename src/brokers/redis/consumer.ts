@@ -1,5 +1,5 @@
 import type { Delivery } from '../transport.js';
-import { corked, type RedisClient } from './clients.js';
+import { corked, isCluster, type RedisClient } from './clients.js';
 import { decodeEnvelope } from './envelope.js';
 import { stepOf } from './keys.js';
 import type { RedisTransport } from './transport.js';
@@ -226,10 +226,13 @@ export class RedisConsumer {
     return plan;
   }
 
-  /** The fetch script's unacked_index score for messages taken `extraMs` from now at the latest. */
-  private score(extraMs = 0): string {
+  /**
+   * The fetch script's lease offset: it adds this to the server's clock when it runs (a fetch
+   * queued behind a wait, or re-sent after a reconnect, still gets a lease from when it takes).
+   */
+  private score(): string {
     const s = this.transport.settings;
-    return ((Date.now() + s.leaseMs + extraMs) / 1000 - s.visibilityTimeoutS).toFixed(3);
+    return (s.leaseMs / 1000 - s.visibilityTimeoutS).toFixed(3);
   }
 
   /** Hands out the messages of a fetch script reply; returns how many. */
@@ -307,7 +310,7 @@ export class RedisConsumer {
   /**
    * Blocks until a wake token arrives on one of the queues' wake lists, or `pollInterval` passes.
    *
-   * With one key group (always outside Cluster), the fetch script is pipelined behind the BLPOP on
+   * With one key group (always outside Cluster; on Cluster, a consumer of one queue), the fetch script is pipelined behind the BLPOP on
    * the blocking connection: Redis runs it the moment the BLPOP returns, so an idle worker gets its
    * message in one round trip (wake and take), not two (a BLPOP reply, then a fetch). The script
    * still pops and records in `unacked` atomically. It also runs when the BLPOP times out, which is
@@ -348,7 +351,8 @@ export class RedisConsumer {
       }
       if (!b.pending) {
         const blocker = b;
-        if (blocker.id === undefined && blocker.client.status === 'ready') {
+        // Not on Cluster: CLIENT ID and CLIENT UNBLOCK name no key, so they could reach another node.
+        if (blocker.id === undefined && blocker.client.status === 'ready' && !isCluster(blocker.client)) {
           // For cancel() (CLIENT UNBLOCK); answered before the BLPOP blocks.
           void blocker.client.client('ID').then(
             (id) => {
@@ -374,7 +378,7 @@ export class RedisConsumer {
               client.celeriacFetch(
                 k.length,
                 ...k,
-                this.score(t.settings.pollIntervalMs),
+                this.score(),
                 want,
                 plan.queues.length,
                 'celeriac-unreadable-',

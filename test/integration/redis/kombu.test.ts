@@ -154,6 +154,24 @@ describe('redis transport: kombu layout', () => {
     expect(await admin.zcard(`${prefix}unacked_index`)).toBe(0);
   });
 
+  it('a fetch queued behind a long wait leases from when it takes, not from when it was sent', async () => {
+    const queue = `leased-${Date.now()}`;
+    const t = transport({ lease: '5s', visibilityTimeout: '1h', pollInterval: 3000 });
+    const c = await collect(t, [queue]);
+    await new Promise((r) => setTimeout(r, 2000)); // the consumer is blocked, its fetch queued behind
+    const publisher = transport();
+    await publisher.publish([{ queue, message: testMessage({ args: [1, 2] }) }]);
+    const [d] = await c.next(1);
+    const takenAt = Date.now() / 1000;
+    const tag = fromKombuEnvelope(d?.raw as string).deliveryTag as string;
+    const score = Number(await admin.zscore(`${prefix}unacked_index`, tag));
+    // Lease end (take + 5 s) minus the visibility timeout; a score taken when the wait was sent
+    // plus the longest wait would be about 1 s later.
+    expect(score).toBeGreaterThan(takenAt + 5 - 3600 - 0.5);
+    expect(score).toBeLessThan(takenAt + 5 - 3600 + 0.5);
+    await t.ack(d as Delivery);
+  });
+
   it('a message published by Celeriac is taken and acked by kombu (Python)', async () => {
     const t = transport();
     const m = testMessage({ task: 'tasks.echo', args: ['h\u00e9llo \u2713'], kwargs: { k: 1 } });

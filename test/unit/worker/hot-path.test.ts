@@ -241,4 +241,58 @@ describe('the synchronous run path', () => {
     await worker.stop();
     expect(worker.stats).toMatchObject({ received: 301, succeeded: 300, failed: 1, duplicates: 0 });
   });
+
+  it('a reserve of thousands of synchronous tasks behind a busy slot runs without growing the stack', async () => {
+    const { testApp, until } = await import('../../helpers/app.js');
+    const app = testApp();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const slow = app.task('hot.slow', () => gate, { ignoreResult: true });
+    let ran = 0;
+    const fast = app.task('hot.fast', () => void ran++, { ignoreResult: true });
+    const worker = app.worker({ concurrency: 1, prefetch: 5000 });
+    await worker.start();
+    await slow.delay();
+    await until(() => worker.active === 1, 2000, 'the slow task running');
+    await fast.delayMany(Array.from({ length: 4000 }, () => [] as []));
+    await until(() => worker.reserved === 4000, 5000, 'the reserve filled');
+    release();
+    await until(() => worker.stats.succeeded === 4001, 10_000, 'every task');
+    expect(ran).toBe(4000);
+    const transport = await app.transport();
+    expect(await transport.depth('celery')).toBe(0);
+    const t0 = Date.now();
+    await worker.stop({ timeout: 5000 });
+    expect(Date.now() - t0).toBeLessThan(1000);
+  });
+
+  it('listeners of task-started and task-succeeded that throw are logged; slots and acks are not lost', async () => {
+    const { testApp, until } = await import('../../helpers/app.js');
+    const app = testApp();
+    const t = app.task('hot.listened', (n: number) => n, { ignoreResult: true });
+    const worker = app.worker({ concurrency: 2 });
+    worker.on('task-started', () => {
+      throw new Error('listener bug (started)');
+    });
+    worker.on('task-succeeded', () => {
+      throw new Error('listener bug (succeeded)');
+    });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      await worker.start();
+      await t.delayMany(Array.from({ length: 20 }, (_, i) => [i] as [number]));
+      await until(() => worker.stats.succeeded === 20, 5000, 'all tasks');
+      expect(worker.active).toBe(0);
+      const t0 = Date.now();
+      await worker.stop({ timeout: 5000 });
+      expect(Date.now() - t0).toBeLessThan(1000);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
 });

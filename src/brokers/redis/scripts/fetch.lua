@@ -21,8 +21,10 @@ KEYS[1]           unacked (hash: delivery_tag -> [envelope, exchange, routing_ke
 KEYS[2]           unacked_index (zset: delivery_tag -> lease score, see ARGV[1])
 KEYS[3]           deliveries (hash: delivery_tag -> deliveries before this one; Celeriac's)
 KEYS[4+5(q-1)..]  for queue q: its lists for steps 0, 3, 6, 9, then its wake list
-ARGV[1]           unacked_index score: lease expiry (epoch s) minus kombu's visibility_timeout, so
-                  kombu's rule "restore when score < now - visibility_timeout" fires when the lease ends
+ARGV[1]           lease offset (s): the lease minus kombu's visibility_timeout. The unacked_index
+                  score is the server's TIME when the script runs plus this, so kombu's rule "restore
+                  when score < now - visibility_timeout" fires when the lease ends, however long the
+                  call waited to run (behind a BLPOP, or re-sent after a reconnect)
 ARGV[2]           MAX messages to take
 ARGV[3]           Q, the number of queues
 ARGV[4]           prefix for synthetic tags of unreadable messages
@@ -34,7 +36,8 @@ ARGV[6+Q..5+Q+S]  delivery tags to settle first, exactly as settle.lua does (the
 Returns           flat array: how many of the S tags were still held, then for each message, queue
                   number q, envelope, delivery_tag, deliveries before this one (0 on first delivery)
 ]]
-local score = ARGV[1]
+local now = redis.call('TIME')
+local score = string.format('%.3f', tonumber(now[1]) + tonumber(now[2]) / 1000000 + tonumber(ARGV[1]))
 local max = tonumber(ARGV[2])
 local nq = tonumber(ARGV[3])
 local ns = tonumber(ARGV[5 + nq])
